@@ -1,0 +1,701 @@
+"""Shared helper for enroll_user.py and set_user_state.py.
+
+Reads the Canvas host and token from config, finds a user's enrollments in a
+course by SIS ID (asking for the active and inactive states separately), and
+makes the enroll, deactivate and reactivate calls. Every Canvas failure is
+raised as a CanvasError whose message is one line a person can act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import binascii
+import dataclasses
+import ipaddress
+import json
+import os
+import random
+import stat
+import sys
+import time
+from email.utils import parsedate_to_datetime
+from urllib.parse import quote, urlsplit
+
+import requests
+
+__version__ = "1.0"
+USER_AGENT = f"canvas-enrollment-tools/{__version__} (+python-requests)"
+
+ROLES = {
+    "student": "StudentEnrollment",
+    "teacher": "TeacherEnrollment",
+    "ta": "TaEnrollment",
+    "observer": "ObserverEnrollment",
+    "designer": "DesignerEnrollment",
+}
+# Canvas's raw workflow states, grouped the way an admin thinks of them.
+# invited/creation_pending are enrollments not yet accepted: they grant access
+# soon, so they count as active and can be deactivated.
+ACTIVE_STATES = ("active", "invited", "creation_pending")
+INACTIVE_STATES = ("inactive",)
+ENDED_STATES = ("completed", "rejected", "deleted")
+
+EXIT_OK, EXIT_CANVAS, EXIT_USAGE = 0, 1, 2
+PER_PAGE = 100  # Canvas's maximum; fewer round trips
+# Canvas reads one query string; stay well under common proxy limits (8 KiB).
+MAX_QUERY_CHARS = 6000
+LOW_RATE_REMAINING = 200.0  # of Canvas's default high-water mark of 600
+
+
+# --- errors -----------------------------------------------------------------
+
+
+class CanvasError(Exception):
+    """A failure a user can act on; str() is the one line to show."""
+
+    exit_code = EXIT_CANVAS
+    unclear = False  # a write may have been applied although it failed
+
+
+class ConfigError(CanvasError):
+    exit_code = EXIT_USAGE
+
+
+class CanvasAuthError(CanvasError):
+    pass
+
+
+class CanvasForbidden(CanvasError):
+    pass
+
+
+class CanvasNotFound(CanvasError):
+    pass
+
+
+class CanvasBadRequest(CanvasError):
+    pass
+
+
+class CanvasThrottled(CanvasError):
+    pass
+
+
+class CanvasServerError(CanvasError):
+    unclear = True
+
+
+class CanvasUnreachable(CanvasError):
+    def __init__(self, message, unclear=False):
+        super().__init__(message)
+        self.unclear = unclear
+
+
+class CanvasBadResponse(CanvasError):
+    unclear = True
+
+
+def canvas_message(resp: requests.Response) -> str:
+    """Canvas's own words from an error body, in any of its shapes, on one line."""
+    try:
+        body = resp.json()
+    except ValueError:
+        text = resp.text.strip()
+        if not text or text.lstrip().startswith("<"):
+            return resp.reason or f"HTTP {resp.status_code}"
+        return " ".join(text.split())[:200]
+    messages = []
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            messages += [e.get("message", "") for e in errors if isinstance(e, dict)]
+        elif isinstance(errors, dict):  # model validation: {"attr": [{"message": ...}]}
+            for attr, items in errors.items():
+                for item in items if isinstance(items, list) else []:
+                    if isinstance(item, dict):
+                        messages.append(f"{attr}: {item.get('message', '')}")
+        for key in ("message", "error"):
+            if isinstance(body.get(key), str):
+                messages.append(body[key])
+        if "error_report_id" in body:
+            messages.append(f"error report {body['error_report_id']}")
+    text = "; ".join(m for m in messages if m) or f"HTTP {resp.status_code}"
+    return " ".join(text.split())[:300]
+
+
+def is_throttled(resp: requests.Response) -> bool:
+    """429 on current Canvas; 403 with a rate-limit body on older Canvas."""
+    if resp.status_code == 429:
+        return True
+    return resp.status_code == 403 and "rate limit exceeded" in resp.text.lower()
+
+
+def error_for(resp: requests.Response, not_found: str) -> CanvasError:
+    """Map a failed Canvas answer to the exception family, with advice."""
+    status, msg = resp.status_code, canvas_message(resp)
+    if is_throttled(resp):
+        return CanvasThrottled(
+            "Canvas is still rate-limiting this token after all retries; "
+            "wait a few minutes and run again (or use fewer --workers)")
+    if status == 401:
+        return CanvasAuthError(
+            f"Canvas rejected the access token ({msg}): make a new token in "
+            "Canvas (Account > Settings > New access token) and put it in the config")
+    if status == 403:
+        return CanvasForbidden(
+            f"Canvas says the token's user is not permitted to do this ({msg}); "
+            "ask a Canvas admin for the needed permission")
+    if status == 404:
+        return CanvasNotFound(not_found)
+    if status in (400, 409, 422):
+        return CanvasBadRequest(f"Canvas refused the request: {msg}")
+    if status >= 500:
+        return CanvasServerError(
+            f"Canvas failed with HTTP {status} ({msg}); try again later, and "
+            "report it to your Canvas admin if it persists")
+    return CanvasBadResponse(f"unexpected answer from Canvas: HTTP {status} ({msg})")
+
+
+# --- configuration ----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    base_url: str  # scheme://host[:port], no trailing slash
+    token: str = dataclasses.field(repr=False)
+    source: str
+
+
+CONFIG_HELP = (
+    "set CANVAS_URL and CANVAS_TOKEN, or write config.json as "
+    '{"canvas": {"host": "canvas.example.edu", "access_token": "..."}} '
+    "(or name a file with --config)")
+
+
+def normalize_base_url(host: str) -> str:
+    """Turn 'canvas.x.edu' or 'http://127.0.0.1:8080/api/v1/' into scheme://host[:port]."""
+    host = host.strip()
+    if "://" not in host:
+        host = "https://" + host
+    try:
+        parts = urlsplit(host)
+        parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"host {host!r} is not a valid host name or URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"host {host!r} is not an http(s) URL or host name")
+    path = parts.path.rstrip("/")
+    if path not in ("", "/api/v1") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(
+            f"host {host!r} has a path or query; give only the host name or "
+            "base URL, e.g. canvas.example.edu or http://127.0.0.1:8080")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"refusing plain http to {parts.hostname}: the token would cross the "
+            "network unencrypted; use https")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def load_config(path: str | None = None, environ=None) -> Config:
+    """Host and token from --config FILE, else CANVAS_URL/CANVAS_TOKEN, else ./config.json.
+
+    Both always come from one source, so a token is never sent to a host
+    named somewhere else.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None and ("CANVAS_URL" in environ or "CANVAS_TOKEN" in environ):
+        return _make_config(environ.get("CANVAS_URL"), environ.get("CANVAS_TOKEN"),
+                            "the environment (CANVAS_URL, CANVAS_TOKEN)")
+    if path is None:
+        path = "config.json"
+        if not os.path.exists(path):
+            raise ConfigError(f"no Canvas host or token configured: {CONFIG_HELP}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist: {CONFIG_HELP}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON ({exc})") from None
+    canvas = data.get("canvas") if isinstance(data, dict) else None
+    if not isinstance(canvas, dict):
+        raise ConfigError(f'config file {path} has no "canvas" object: {CONFIG_HELP}')
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        print(f"warning: config file {path} can be read by other users; "
+              f"protect the token with: chmod 600 {path}", file=sys.stderr)
+    return _make_config(canvas.get("host"), canvas.get("access_token"), path)
+
+
+def _make_config(host, token, source: str) -> Config:
+    if not isinstance(host, str) or not host.strip():
+        raise ConfigError(f"no Canvas host in {source}: {CONFIG_HELP}")
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigError(f"no access token in {source}: {CONFIG_HELP}")
+    return Config(normalize_base_url(host), token.strip(), source)
+
+
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+# --- identifiers --------------------------------------------------------------
+
+
+def sis_ref(column: str, value: str) -> str:
+    """Canvas's 'sis_user_id:X' form, or 'hex:sis_user_id:..' where Canvas would alter X.
+
+    Canvas strips the id and its pattern stops at a newline, so such values
+    can only be carried exactly hex-encoded.
+    """
+    if value != value.strip(" \t\n\v\f\r\0") or "\n" in value:
+        return f"hex:{column}:{binascii.hexlify(value.encode()).decode()}"
+    return f"{column}:{value}"
+
+
+def parse_course(text: str) -> str:
+    """A course argument, checked: numeric id or sis_course_id:XYZ; ValueError otherwise."""
+    prefix = "sis_course_id:"
+    if (text.isascii() and text.isdigit()) or (text.startswith(prefix) and text[len(prefix):]):
+        return text
+    raise ValueError(f"course must be a Canvas course id (12345) or sis_course_id:XYZ, not {text!r}")
+
+
+def course_path(course: str) -> str:
+    """/api/v1/courses/<id>, the SIS form escaped so no character can leave the segment."""
+    if course.startswith("sis_course_id:"):
+        course = sis_ref("sis_course_id", course[len("sis_course_id:"):])
+    return f"/api/v1/courses/{quote(course, safe=':')}"
+
+
+def parse_section(text: str) -> str:
+    """A section argument: numeric id or sis_section_id:XYZ; ValueError if malformed."""
+    prefix = "sis_section_id:"
+    if (text.isascii() and text.isdigit()) or (text.startswith(prefix) and text[len(prefix):]):
+        return text
+    raise ValueError(f"section must be a section id or sis_section_id:XYZ, not {text!r}")
+
+
+def parse_role(text: str) -> str:
+    """'student'/'StudentEnrollment' etc. to Canvas's type name; ValueError otherwise."""
+    word = text.strip().lower()
+    for short, type_name in ROLES.items():
+        if word in (short, type_name.lower()):
+            return type_name
+    raise ValueError(f"unknown role {text!r}: use one of {', '.join(ROLES)}")
+
+
+def parse_sis_id(text: str) -> str:
+    if not text:
+        raise ValueError("the SIS ID is empty")
+    return text
+
+
+def row_sis_id(row: dict):
+    """The SIS ID Canvas reports for an enrollment row, or None if it hides it."""
+    user = row.get("user") if isinstance(row.get("user"), dict) else {}
+    return row.get("sis_user_id", user.get("sis_user_id"))
+
+
+def section_matches(row: dict, section: str | None) -> bool:
+    if section is None:
+        return True
+    if section.startswith("sis_section_id:"):
+        return row.get("sis_section_id") == section[len("sis_section_id:"):]
+    return str(row.get("course_section_id")) == section
+
+
+# --- HTTP ---------------------------------------------------------------------
+
+
+def make_session(token: str) -> requests.Session:
+    """The one Session: Bearer auth, our User-Agent, no proxies from the environment."""
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
+                            "Accept": "application/json"})
+    session.trust_env = False  # no .netrc or proxy may see or replace the token
+    return session
+
+
+def _retry_after(resp: requests.Response):
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached Canvas (DNS, refused, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    from urllib3.exceptions import NewConnectionError
+    return isinstance(reason, NewConnectionError)
+
+
+class Canvas:
+    """One Canvas account's API: retries, pagination and the enrollment calls."""
+
+    def __init__(self, config: Config, timeout: float = 30.0, retries: int = 5,
+                 verbose: bool = False):
+        self.config = config
+        self.timeout = timeout
+        self.retries = retries
+        self.verbose = verbose
+        self.session = make_session(config.token)
+        self.requests_made = 0
+
+    # Canvas answers throttling before doing any work, so any method may be
+    # resent then. A 5xx or a lost connection after sending may hide an applied
+    # write, so only reads are resent; callers look again before re-writing.
+    def request(self, method: str, url: str, *, not_found: str, params=None, data=None):
+        """Send one API call and return its decoded JSON body."""
+        return _json(self.send(method, url, not_found=not_found, params=params, data=data))
+
+    def send(self, method: str, url: str, *, not_found: str, params=None, data=None):
+        """Send one API call with retries; return the successful Response."""
+        try:
+            return self._send(method, url, not_found, params, data)
+        except CanvasError as exc:
+            exc.args = (redact(str(exc), self.config.token),)  # a server may echo anything
+            raise
+
+    def _send(self, method, url, not_found, params, data):
+        if not url.startswith("http"):
+            url = self.config.base_url + url
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            started = time.monotonic()
+            try:
+                self.requests_made += 1
+                resp = self.session.request(method, url, params=params, data=data,
+                                            timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                self._log(method, url, params, type(exc).__name__, started)
+                error = self._network_error(exc, method)
+                if last or (error.unclear and method != "GET"):
+                    raise error from None
+                self._backoff(attempt, None)
+                continue
+            self._log(method, resp.url, None, resp.status_code, started)
+            retryable = is_throttled(resp) or (method == "GET" and resp.status_code in (502, 503, 504))
+            if retryable and not last:
+                self._backoff(attempt, _retry_after(resp))
+                continue
+            if 300 <= resp.status_code < 400:
+                raise CanvasBadResponse(
+                    f"Canvas answered with a redirect to {_origin(resp.headers.get('Location', '?'))}; "
+                    "not following it with the token: check the host in the config")
+            if resp.status_code >= 400:
+                raise error_for(resp, not_found)
+            self._pace(resp)
+            return resp
+
+    def _pace(self, resp: requests.Response):
+        """Slow down before Canvas's leaky bucket runs dry."""
+        try:
+            remaining = float(resp.headers.get("X-Rate-Limit-Remaining", "inf"))
+        except ValueError:
+            return
+        if remaining < LOW_RATE_REMAINING:
+            time.sleep(min(2.0, (LOW_RATE_REMAINING - remaining) / LOW_RATE_REMAINING * 2.0))
+
+    def _backoff(self, attempt: int, retry_after):
+        delay = retry_after if retry_after is not None else random.uniform(0, 0.5 * 2 ** attempt)
+        time.sleep(min(delay, 60.0))
+
+    def _network_error(self, exc: requests.RequestException, method: str) -> CanvasError:
+        host = urlsplit(self.config.base_url).netloc
+        if isinstance(exc, requests.Timeout):
+            return CanvasUnreachable(
+                f"Canvas at {host} did not answer within {self.timeout:g} s; "
+                "try again later or allow more with --timeout",
+                unclear=not _never_sent(exc))
+        if _never_sent(exc):
+            reason = "the host name does not resolve" if "resolve" in str(exc).lower() \
+                or "name or service" in str(exc).lower() else "the connection was refused"
+            return CanvasUnreachable(
+                f"cannot reach Canvas at {host}: {reason}; check the host in "
+                f"{self.config.source} and your network")
+        return CanvasUnreachable(
+            f"the connection to Canvas at {host} broke during {method} "
+            f"({type(exc).__name__}); try again", unclear=True)
+
+    def _log(self, method, url, params, status, started):
+        if self.verbose:
+            shown = requests.Request(method, url, params=params).prepare().url if params else url
+            ms = (time.monotonic() - started) * 1000
+            print(redact(f"{method} {shown} -> {status} ({ms:.0f} ms)", self.config.token),
+                  file=sys.stderr)
+
+    def get_all(self, path: str, params: dict, not_found: str) -> list:
+        """GET a Canvas list, following only rel="next" links on the same host."""
+        items, url, query = [], self.config.base_url + path, {**params, "per_page": PER_PAGE}
+        while url:
+            resp = self.send("GET", url, params=query, not_found=not_found)
+            body = _json(resp)
+            if not isinstance(body, list):
+                raise CanvasBadResponse("Canvas answered a list request with something that is not a list")
+            items += body
+            url, query = resp.links.get("next", {}).get("url"), None  # the link carries the query
+            if url and _origin(url) != self.config.base_url:
+                raise CanvasBadResponse(
+                    f"Canvas's next-page link points at {_origin(url)}, not "
+                    f"{self.config.base_url}; refusing to send the token there")
+        return items
+
+    # --- enrollment calls -----------------------------------------------------
+
+    def enrollments(self, course: str, sis_ids: list[str], states) -> list[dict]:
+        """GET /api/v1/courses/:course_id/enrollments for these SIS IDs and states.
+
+        Rows are kept only when the SIS ID Canvas reports equals one asked for
+        exactly, so a loose server-side match can never reach another person.
+        """
+        wanted, rows = set(sis_ids), []
+        path = f"{course_path(course)}/enrollments"
+        not_found = f"course {course} not found: check the course id"
+        for params in _lookup_queries(sis_ids, states):
+            try:
+                rows += self.get_all(path, params, not_found)
+            except CanvasNotFound:
+                # user_id= answers 404 for an unknown user too, not just an unknown course
+                if "user_id" not in params or self.user_exists(params["user_id"]):
+                    raise
+        for row in rows:
+            if not isinstance(row, dict) or "id" not in row:
+                raise CanvasBadResponse("Canvas returned an enrollment list of an unexpected shape")
+            if row_sis_id(row) is None:
+                raise CanvasForbidden(
+                    "Canvas hides SIS IDs from this token; the token's user needs "
+                    "permission to read SIS data")
+        return [row for row in rows if row_sis_id(row) in wanted]
+
+    def user_exists(self, user_ref: str) -> bool:
+        """GET /api/v1/users/:user_id (a sis_ref); False when Canvas knows no such user."""
+        try:
+            self.request("GET", f"/api/v1/users/{quote(user_ref, safe=':')}", not_found="")
+        except CanvasNotFound:
+            return False
+        return True
+
+    def enroll(self, course: str, sis_id: str, type_name: str, state: str,
+               section: str | None, notify: bool) -> dict:
+        """POST /api/v1/courses/:course_id/enrollments for a user given by SIS ID."""
+        data = {"enrollment[user_id]": sis_ref("sis_user_id", sis_id),
+                "enrollment[type]": type_name,
+                "enrollment[enrollment_state]": state,
+                "enrollment[notify]": "true" if notify else "false"}
+        if section:
+            data["enrollment[course_section_id]"] = section
+        where = f" or section {section}" if section else ""
+        return self._enrollment(self.request(
+            "POST", f"{course_path(course)}/enrollments", data=data,
+            not_found=f"Canvas has no user with SIS ID {sis_id!r}{where} (SIS IDs are case-sensitive)"))
+
+    def deactivate(self, course: str, enrollment_id: int) -> dict:
+        """DELETE /api/v1/courses/:course_id/enrollments/:id?task=deactivate (never without task: that concludes)."""
+        return self._enrollment(self.request(
+            "DELETE", f"{course_path(course)}/enrollments/{int(enrollment_id)}",
+            params={"task": "deactivate"}, not_found=f"enrollment {enrollment_id} no longer exists"))
+
+    def reactivate(self, course: str, enrollment_id: int) -> dict:
+        """PUT /api/v1/courses/:course_id/enrollments/:id/reactivate."""
+        return self._enrollment(self.request(
+            "PUT", f"{course_path(course)}/enrollments/{int(enrollment_id)}/reactivate",
+            not_found=f"enrollment {enrollment_id} no longer exists"))
+
+    def _enrollment(self, body) -> dict:
+        if not isinstance(body, dict) or "id" not in body or "enrollment_state" not in body:
+            raise CanvasBadResponse("Canvas answered with something that is not an enrollment")
+        return body
+
+
+def _json(resp: requests.Response):
+    try:
+        return resp.json()
+    except ValueError:
+        raise CanvasBadResponse(
+            f"Canvas answered HTTP {resp.status_code} with a body that is not JSON; "
+            "check that the host is your Canvas") from None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _lookup_queries(sis_ids, states):
+    """Query parameters for enrollment lookups: many sis_user_id[] per request.
+
+    Canvas refuses sis_user_id[] values shorter than 2 characters (its user
+    search minimum), so those few are asked for by user_id instead.
+    """
+    base = {"state[]": list(states)}
+    chunk, size = [], 0
+    for sis in dict.fromkeys(sis_ids):
+        if len(sis.strip()) < 2:
+            yield {**base, "user_id": sis_ref("sis_user_id", sis)}
+            continue
+        cost = len(quote(sis, safe="")) + 20
+        if chunk and size + cost > MAX_QUERY_CHARS:
+            yield {**base, "sis_user_id[]": chunk}
+            chunk, size = [], 0
+        chunk.append(sis)
+        size += cost
+    if chunk:
+        yield {**base, "sis_user_id[]": chunk}
+
+
+def redact(text: str, token: str) -> str:
+    """Remove the token from any text that may be shown or written."""
+    return text.replace(token, "[REDACTED]") if token else text
+
+
+# --- what the scripts share ---------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened (or would happen) to one enrollment; --json prints these fields."""
+
+    course_id: str
+    sis_user_id: str
+    action: str  # created, unchanged, deactivated, reactivated, failed
+    enrollment_id: int | None = None
+    role: str | None = None
+    section_id: int | None = None
+    before: str | None = None
+    after: str | None = None
+    dry_run: bool = False
+    error: str | None = None
+    hint: str = dataclasses.field(default="", compare=False)  # text output only
+
+    @classmethod
+    def from_row(cls, course, sis_id, row, action, after=None, **extra):
+        return cls(course, sis_id, action, row.get("id"), row.get("role") or row.get("type"),
+                   row.get("course_section_id"), row.get("enrollment_state"),
+                   after or row.get("enrollment_state"), **extra)
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        del data["hint"]
+        if self.error is None:
+            del data["error"]
+        return data
+
+    def describe(self) -> str:
+        who = f"{self.sis_user_id} in course {self.course_id}"
+        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
+        if self.action == "failed":
+            text = f"{who}: failed: {self.error}"
+        elif self.action == "unchanged":
+            text = f"{who}: {what} is already {self.before}; nothing to do"
+        elif self.action == "created" and self.dry_run:
+            text = f"would enroll {who} as {self.role} ({self.after})"
+        elif self.action == "created":
+            text = f"enrolled {who}: {what} {self.after}"
+        else:
+            verb = f"would be {self.action}" if self.dry_run else self.action
+            text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
+        return text + (f"; {self.hint}" if self.hint else "")
+
+
+class Reporter:
+    """Prints results on stdout (text or JSON lines) with the token scrubbed."""
+
+    def __init__(self, token: str, as_json: bool, stream=None):
+        self.token, self.as_json = token, as_json
+        self.stream = stream or sys.stdout
+
+    def __call__(self, outcome: Outcome, **extra):
+        if outcome.action == "failed" and not self.as_json:
+            return  # the error line on stderr says it
+        text = json.dumps({**outcome.as_dict(), **extra}, ensure_ascii=False) \
+            if self.as_json else outcome.describe()
+        print(redact(text, self.token), file=self.stream, flush=True)
+
+
+def add_common_options(parser: argparse.ArgumentParser):
+    parser.add_argument("--config", metavar="FILE",
+                        help="JSON config file (default: CANVAS_URL/CANVAS_TOKEN, else ./config.json)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="look up and say what would change; change nothing")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per line per enrollment")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show each request and its status on stderr (token redacted)")
+    parser.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
+                        help="seconds to wait for each Canvas answer (default: 30)")
+    parser.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
+                        help="retries after throttling or a Canvas outage (default: 5)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+def arg_type(parse):
+    """Wrap a parse_* function so argparse reports its ValueError as a usage error."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__.replace("parse_", "")
+    return convert
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}")
+    return int(text)
+
+
+def report_failure(prog: str, exc: CanvasError, as_json: bool, outcome: Outcome):
+    """The one error line on stderr, and the failed JSON object when --json asked for it."""
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    if as_json:
+        outcome = getattr(exc, "outcome", None) or outcome
+        outcome.action, outcome.error = "failed", str(exc)
+        print(json.dumps(outcome.as_dict(), ensure_ascii=False), flush=True)
+    return exc.exit_code
+
+
+def connect(config_path, timeout, retries, verbose) -> Canvas:
+    return Canvas(load_config(config_path), timeout=timeout, retries=retries, verbose=verbose)
+
+
+def user_enrollments(canvas: Canvas, course: str, sis_id: str) -> list[dict]:
+    """The user's active (incl. invited) and inactive enrollments: two lookups."""
+    return (canvas.enrollments(course, [sis_id], ACTIVE_STATES)
+            + canvas.enrollments(course, [sis_id], INACTIVE_STATES))
+
+
+def state_group(state: str) -> str:
+    return "active" if state in ACTIVE_STATES else state

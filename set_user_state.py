@@ -1,0 +1,134 @@
+"""Set a user's enrollments in a Canvas course to inactive or active, by SIS ID.
+
+    python set_user_state.py COURSE SIS_ID inactive|active [--role R] [--section S]
+
+Inactive keeps the user's grades visible to teachers and removes the user's
+access; active gives it back. Every enrollment the user holds in the course is
+changed unless --role/--section narrow it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import canvas_common as cc
+
+TARGETS = {"inactive": "deactivated", "active": "reactivated"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="set_user_state.py",
+        description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.")
+    parser.add_argument("course", type=cc.arg_type(cc.parse_course),
+                        help="course id (12345) or sis_course_id:XYZ")
+    parser.add_argument("sis_id", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
+                        help="the user's SIS ID (exact, case-sensitive)")
+    parser.add_argument("state", choices=sorted(TARGETS), type=str.lower,
+                        help="inactive: keep grades, remove access; active: give access back")
+    parser.add_argument("--role", type=cc.arg_type(cc.parse_role),
+                        help="only change enrollments with this role (student, teacher, ta, observer, designer)")
+    parser.add_argument("--section", type=cc.arg_type(cc.parse_section),
+                        help="only change enrollments in this section (id or sis_section_id:XYZ)")
+    cc.add_common_options(parser)
+    return parser
+
+
+def plan(course: str, sis_id: str, rows: list[dict], target: str,
+         role: str | None = None, section: str | None = None, dry_run: bool = False):
+    """One Outcome per selected enrollment: what must change to reach target."""
+    selected = [r for r in rows
+                if (role is None or r.get("role") == role) and cc.section_matches(r, section)]
+    if rows and not selected:
+        held = ", ".join(f"{r.get('role')} in section {r.get('course_section_id')}" for r in rows)
+        raise cc.CanvasNotFound(
+            f"{sis_id} has no enrollment in course {course} matching "
+            f"--role/--section (has: {held})")
+    outcomes = []
+    for row in selected:
+        state = row.get("enrollment_state")
+        if cc.state_group(state) == target:
+            hint = "invited, has not accepted yet" if state in ("invited", "creation_pending") else ""
+            outcomes.append(cc.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run, hint=hint))
+        else:
+            outcomes.append(cc.Outcome.from_row(course, sis_id, row, TARGETS[target],
+                                                after=target, dry_run=dry_run))
+    return outcomes
+
+
+def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasError:
+    """Why the user has no active or inactive enrollment: ended, not enrolled, or unknown."""
+    ended = canvas.enrollments(course, [sis_id], cc.ENDED_STATES)
+    if ended:
+        states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
+        return cc.CanvasNotFound(
+            f"{sis_id}'s enrollment in course {course} is {states}, not active or inactive; "
+            "Canvas cannot reactivate or deactivate it: enroll the user again with enroll_user.py")
+    if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
+        return cc.CanvasNotFound(
+            f"Canvas has no user with SIS ID {sis_id!r}; check it (SIS IDs are case-sensitive)")
+    return cc.CanvasNotFound(f"{sis_id} is not enrolled in course {course}")
+
+
+def apply(canvas: cc.Canvas, outcome: cc.Outcome) -> cc.Outcome:
+    """Make one planned change; after an unclear failure, look before writing again."""
+    write = canvas.deactivate if outcome.after == "inactive" else canvas.reactivate
+    for attempt in range(3):
+        try:
+            body = write(outcome.course_id, outcome.enrollment_id)
+        except cc.CanvasError as exc:
+            if not (exc.unclear or isinstance(exc, cc.CanvasBadRequest)) or attempt == 2:
+                raise
+            if current_state(canvas, outcome) == outcome.after:
+                return outcome  # the lost answer's change was applied
+            continue
+        if body.get("enrollment_state") != outcome.after:
+            raise cc.CanvasBadResponse(
+                f"Canvas answered that enrollment {outcome.enrollment_id} is "
+                f"{body.get('enrollment_state')!r}, not {outcome.after!r}")
+        return outcome
+
+
+def current_state(canvas: cc.Canvas, outcome: cc.Outcome):
+    rows = cc.user_enrollments(canvas, outcome.course_id, outcome.sis_user_id)
+    return next((r.get("enrollment_state") for r in rows if r.get("id") == outcome.enrollment_id), None)
+
+
+def set_user_state(course, sis_id, state, *, role=None, section=None, config=None,
+                   dry_run=False, as_json=False, verbose=False, timeout=30.0, retries=5) -> int:
+    """Bring every selected enrollment of one user to state; return the exit code."""
+    canvas = cc.connect(config, timeout, retries, verbose)
+    report = cc.Reporter(canvas.config.token, as_json)
+    rows = cc.user_enrollments(canvas, course, sis_id)
+    if not rows:
+        raise explain_absence(canvas, course, sis_id)
+    for outcome in plan(course, sis_id, rows, state, role, section, dry_run):
+        if outcome.action != "unchanged" and not dry_run:
+            try:
+                apply(canvas, outcome)
+            except cc.CanvasError as exc:
+                outcome.after, exc.outcome = outcome.before, outcome
+                raise
+        report(outcome)
+    return cc.EXIT_OK
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return set_user_state(args.course, args.sis_id, args.state, role=args.role,
+                              section=args.section, config=args.config, dry_run=args.dry_run,
+                              as_json=args.json, verbose=args.verbose, timeout=args.timeout,
+                              retries=args.retries)
+    except cc.CanvasError as exc:
+        return cc.report_failure(parser.prog, exc, args.json,
+                                 cc.Outcome(args.course, args.sis_id, "failed", dry_run=args.dry_run))
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

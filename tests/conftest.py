@@ -1,0 +1,90 @@
+"""One stand-in Canvas per test run; each test gets it empty, with one admin token."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from standin import StandinCanvas
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "tok-SECRET-7d1e0c9b"
+
+
+@pytest.fixture(scope="session")
+def server():
+    canvas = StandinCanvas().start()
+    yield canvas
+    canvas.stop()
+
+
+@pytest.fixture
+def canvas(server):
+    server.reset()
+    server.store.tokens[TOKEN] = "admin"
+    return server
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("CANVAS_") or name.lower() in (
+                "http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray ./config.json
+
+
+def write_config(path, host, token=TOKEN, mode=0o600):
+    path.write_text(json.dumps({"canvas": {"host": host, "access_token": token}}))
+    path.chmod(mode)
+    return str(path)
+
+
+@pytest.fixture
+def config(tmp_path, canvas):
+    return write_config(tmp_path / "canvas.json", canvas.url)
+
+
+@pytest.fixture
+def course(canvas):
+    return canvas.store.add_course("Physics 2", "PHYS2", sections=("PHYS2-LAB",))
+
+
+@dataclasses.dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return [json.loads(line) for line in self.out.splitlines()]
+
+
+@pytest.fixture
+def run(capsys, config):
+    """Run a script's main([...]) in process with --config; check the token never shows."""
+    def _run(module, *args, use_config=True):
+        argv = [str(a) for a in args] + (["--config", config] if use_config else [])
+        try:
+            code = module.main(argv)
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        assert TOKEN not in out + err
+        return Result(code, out, err)
+    return _run
+
+
+def run_script(script, *args, env=None, timeout=60):
+    """Run a script as a real subprocess with only the given CANVAS_* environment."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("CANVAS_") and "proxy" not in k.lower()}
+    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
+                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+    assert TOKEN not in proc.stdout + proc.stderr
+    return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,604 @@
+"""A stand-in Canvas: a real HTTP server on 127.0.0.1 that answers the
+enrollment API the way Canvas does (see ../shared/canvas-api-notes.md).
+
+It implements the course enrollment list (state filters and their defaults,
+sis_user_id[] and user_id filters, bookmark pagination with opaque next
+links), enroll with Canvas's already-enrolled rules, DELETE with its task
+values, reactivate, user and course lookups, Canvas's error bodies, a leaky
+rate-limit bucket, and faults on demand. It records every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import itertools
+import json
+import random
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+TYPES = ("StudentEnrollment", "TeacherEnrollment", "TaEnrollment",
+         "ObserverEnrollment", "DesignerEnrollment")
+ROLE_IDS = {t: i for i, t in enumerate(TYPES, start=1)}
+NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
+UNAUTHORIZED = {"status": "unauthorized",
+                "errors": [{"message": "user not authorized to perform that action"}]}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class User:
+    id: int
+    name: str
+    sis_user_id: str | None
+
+    @property
+    def sortable_name(self):
+        first, _, last = self.name.rpartition(" ")
+        return f"{last}, {first}" if first else last
+
+
+@dataclasses.dataclass
+class Course:
+    id: int
+    name: str
+    sis_course_id: str | None
+    default_section_id: int
+    workflow_state: str = "available"  # or "completed" (concluded)
+
+
+@dataclasses.dataclass
+class Section:
+    id: int
+    course_id: int
+    name: str
+    sis_section_id: str | None = None
+
+
+@dataclasses.dataclass
+class Enrollment:
+    id: int
+    user_id: int
+    course_id: int
+    course_section_id: int
+    type: str
+    role: str
+    workflow_state: str
+    created_at: str = dataclasses.field(default_factory=now_iso)
+    updated_at: str = dataclasses.field(default_factory=now_iso)
+
+
+@dataclasses.dataclass
+class Fault:
+    """An answer on demand for requests that match method and path (a regex).
+
+    kind: "status" answers status/body instead of doing the work; "after" does
+    the work, then answers status (a lost answer); "delay" waits seconds first;
+    "reset" closes the connection (after doing the work if apply is set);
+    "truncated" sends half a body; "not_json" answers 200 with HTML;
+    "redirect" answers 302 to location; "next_host" makes list links point at
+    location.
+    """
+
+    kind: str
+    method: str = ".*"
+    path: str = ".*"
+    times: int = 1
+    status: int = 500
+    body: object = None
+    headers: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    apply: bool = False
+    location: str = "https://evil.example.com"
+
+    def matches(self, method, path):
+        return self.times > 0 and re.fullmatch(self.method, method) and re.search(self.path, path)
+
+
+# Canvas's own answers for common faults.
+def throttled(status=403, **kw) -> Fault:
+    reason = "Forbidden" if status == 403 else "Too Many Requests"
+    return Fault("status", status=status, body=f"{status} {reason} (Rate Limit Exceeded)\n",
+                 headers={"Content-Type": "text/plain", "X-Rate-Limit-Remaining": "0.0",
+                          "Retry-After": "0"}, **kw)
+
+
+def server_error(report_id=4242, **kw) -> Fault:
+    return Fault("status", status=500, body={"errors": [{"message": "An error occurred.",
+                                                         "error_code": "internal_server_error"}],
+                                             "error_report_id": report_id}, **kw)
+
+
+def proxy_error(status=502, **kw) -> Fault:
+    reason = {502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}[status]
+    kw.setdefault("headers", {"Content-Type": "text/html", "Retry-After": "0"})
+    return Fault("status", status=status,
+                 body=f"<html><head><title>{status} {reason}</title></head>"
+                      f"<body><h1>{status} {reason}</h1></body></html>", **kw)
+
+
+class Store:
+    """Canvas's data: users, courses, sections, enrollments, tokens."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1)
+        self.users: dict[int, User] = {}
+        self.courses: dict[int, Course] = {}
+        self.sections: dict[int, Section] = {}
+        self.enrollments: dict[int, Enrollment] = {}
+        # token -> kind: admin (all rights), nosis (a teacher: no SIS data),
+        # student (no rights), expired, revoked
+        self.tokens: dict[str, str] = {}
+
+    def add_user(self, sis_user_id, name=None) -> User:
+        with self.lock:
+            user = User(next(self.ids), name or f"User {sis_user_id}", sis_user_id)
+            self.users[user.id] = user
+            return user
+
+    def add_course(self, name="Course", sis_course_id=None, sections=()) -> Course:
+        with self.lock:
+            course_id, section_id = next(self.ids), next(self.ids)
+            course = Course(course_id, name, sis_course_id, section_id)
+            self.courses[course_id] = course
+            self.sections[section_id] = Section(section_id, course_id, name)
+            for sis in sections:
+                self.add_section(course, sis)
+            return course
+
+    def add_section(self, course, sis_section_id=None, name=None) -> Section:
+        with self.lock:
+            section = Section(next(self.ids), course.id, name or f"Section {sis_section_id}",
+                              sis_section_id)
+            self.sections[section.id] = section
+            return section
+
+    def enroll(self, user, course, type="StudentEnrollment", state="active",
+               section=None, role=None) -> Enrollment:
+        with self.lock:
+            section_id = section.id if section else course.default_section_id
+            enrollment = Enrollment(next(self.ids), user.id, course.id, section_id, type,
+                                    role or type, state)
+            self.enrollments[enrollment.id] = enrollment
+            return enrollment
+
+    def user_by_sis(self, sis):
+        return next((u for u in self.users.values() if u.sis_user_id == sis), None)
+
+    def enrollments_of(self, sis, course=None) -> list[Enrollment]:
+        user = self.user_by_sis(sis)
+        return sorted((e for e in self.enrollments.values()
+                       if user and e.user_id == user.id and (course is None or e.course_id == course.id)),
+                      key=lambda e: e.id)
+
+    def states_of(self, sis, course=None) -> list[str]:
+        return [e.workflow_state for e in self.enrollments_of(sis, course)]
+
+    # --- Canvas's id forms (sis_parse_id) ---
+
+    def find(self, collection: dict, text: str, column: str):
+        """Numeric id, column:value or hex:column:hexbytes, as Canvas parses them."""
+        text = text.strip()
+        match = re.fullmatch(r"hex:(sis_\w+):((?:[0-9A-Fa-f]{2})+)", text)
+        if match:
+            name, value = match[1], binascii.unhexlify(match[2]).decode("utf-8", "replace")
+        elif (match := re.fullmatch(r"(sis_\w+):(.+)", text)):
+            name, value = match[1], match[2]
+        elif text.isdigit():
+            return collection.get(int(text))
+        else:
+            return None
+        return next((obj for obj in collection.values()
+                     if name == column and getattr(obj, column, None) == value), None)
+
+
+class StandinCanvas:
+    """The server; start() binds 127.0.0.1 on a free port."""
+
+    def __init__(self, latency=(0.0, 0.0), per_page=10):
+        self.store = Store()
+        self.latency = latency
+        self.default_per_page = per_page
+        self.faults: list[Fault] = []
+        self.requests: list[dict] = []
+        self.throttle_status = 429
+        self.bucket = None  # (high-water mark, outflow per second, cost per request)
+        self._level, self._level_at = 0.0, time.monotonic()
+        self._log_lock = threading.Lock()
+        self.httpd = None
+
+    def start(self):
+        handler = type("Handler", (Handler,), {"canvas": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.httpd:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def reset(self):
+        self.store = Store()
+        self.faults, self.requests = [], []
+        self.latency, self.bucket, self.throttle_status = (0.0, 0.0), None, 429
+        self.default_per_page = 10
+
+    def fault(self, fault: Fault) -> Fault:
+        self.faults.append(fault)
+        return fault
+
+    def calls(self, method=None, path=None) -> list[dict]:
+        return [r for r in self.requests
+                if (method is None or r["method"] == method) and (path is None or re.search(path, r["path"]))]
+
+    def writes(self) -> list[dict]:
+        return [r for r in self.requests if r["method"] != "GET"]
+
+    def take_fault(self, method, path):
+        with self._log_lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def bucket_remaining(self):
+        """Leaky bucket per server (one token in practice); None when off."""
+        if not self.bucket:
+            return None
+        hwm, outflow, cost = self.bucket
+        with self._log_lock:
+            now = time.monotonic()
+            self._level = max(0.0, self._level - (now - self._level_at) * outflow) + cost
+            self._level_at = now
+            return hwm - self._level
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
+    canvas: StandinCanvas
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.dispatch("GET")
+
+    def do_POST(self):
+        self.dispatch("POST")
+
+    def do_PUT(self):
+        self.dispatch("PUT")
+
+    def do_DELETE(self):
+        self.dispatch("DELETE")
+
+    # --- plumbing ---
+
+    def dispatch(self, method):
+        canvas = self.canvas
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw_body = self.rfile.read(length) if length else b""
+        self.query = parse_params(split.query)
+        self.form = parse_params(raw_body.decode("utf-8", "replace")) \
+            if "urlencoded" in (self.headers.get("Content-Type") or "") else {}
+        segments = [unquote(s) for s in split.path.split("/")[1:]]
+        auth = self.headers.get("Authorization") or ""
+        with canvas._log_lock:
+            canvas.requests.append({"method": method, "path": split.path, "raw": self.path,
+                                    "query": self.query, "form": self.form,
+                                    "authorization": auth, "time": time.monotonic()})
+        low, high = canvas.latency
+        if high:
+            time.sleep(random.uniform(low, high))
+        self.next_host = None
+        fault = canvas.take_fault(method, split.path)
+        if fault and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        elif fault and fault.kind == "status":
+            return self.send(fault.status, fault.body, fault.headers)
+        elif fault and fault.kind == "not_json":
+            return self.send(200, "<html><body>Log in to Canvas</body></html>",
+                             {"Content-Type": "text/html"})
+        elif fault and fault.kind == "redirect":
+            return self.send(302, "", {"Location": fault.location + split.path})
+        elif fault and fault.kind == "next_host":
+            self.next_host = fault.location
+        remaining = canvas.bucket_remaining()
+        if remaining is not None and remaining < 0:
+            status = canvas.throttle_status
+            reason = "Forbidden" if status == 403 else "Too Many Requests"
+            return self.send(status, f"{status} {reason} (Rate Limit Exceeded)\n",
+                             {"Content-Type": "text/plain", "X-Rate-Limit-Remaining": "0.0"})
+        self.extra_headers = {} if remaining is None else {"X-Rate-Limit-Remaining": f"{remaining:.1f}"}
+        with canvas.store.lock:
+            status, body, headers = self.route(method, segments, auth)
+        if fault and fault.kind == "after":
+            return self.send(fault.status, fault.body if fault.body is not None else
+                             "<html><h1>502 Bad Gateway</h1></html>", {"Content-Type": "text/html"})
+        if fault and fault.kind == "reset":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if fault and fault.kind == "truncated":
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return
+        self.send(status, body, {**headers, **self.extra_headers})
+
+    def send(self, status, body, headers=None):
+        headers = dict(headers or {})
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json; charset=utf-8")
+        else:
+            data = (body or "").encode()
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    # --- routes ---
+
+    def route(self, method, seg, auth):
+        store = self.canvas.store
+        if seg[:2] == ["api", "v1"] and len(seg) == 4 and seg[2] == "users" and method == "GET":
+            return self.with_token(auth, lambda kind: self.show_user(seg[3], kind))
+        if seg[:3] != ["api", "v1", "courses"] or len(seg) < 4:
+            return 404, NOT_FOUND, {}
+        course = store.find(store.courses, seg[3], "sis_course_id")
+        if course is None:  # Canvas looks the course up before checking the token
+            return 404, NOT_FOUND, {}
+        rest = seg[4:]
+        if rest == [] and method == "GET":
+            return self.with_token(auth, lambda kind: (200, {"id": course.id, "name": course.name}, {}))
+        if rest == ["enrollments"] and method == "GET":
+            return self.with_token(auth, lambda kind: self.list_enrollments(course, kind))
+        if rest == ["enrollments"] and method == "POST":
+            return self.with_token(auth, lambda kind: self.create(course, kind))
+        if len(rest) == 2 and rest[0] == "enrollments" and method == "DELETE":
+            return self.with_token(auth, lambda kind: self.destroy(course, rest[1], kind))
+        if len(rest) == 3 and rest[0] == "enrollments" and rest[2] == "reactivate" and method == "PUT":
+            return self.with_token(auth, lambda kind: self.reactivate(course, rest[1], kind))
+        return 404, NOT_FOUND, {}
+
+    def with_token(self, auth, action):
+        www = {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}
+        if not auth:
+            return 401, {"status": "unauthenticated",
+                         "errors": [{"message": "user authorization required"}]}, www
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        kind = self.canvas.store.tokens.get(token)
+        if kind in (None, "expired", "revoked"):
+            message = {None: "Invalid", "expired": "Expired", "revoked": "Revoked"}[kind]
+            return 401, {"errors": [{"message": f"{message} access token."}]}, www
+        return action(kind)
+
+    def show_user(self, ident, kind):
+        if kind == "student":
+            return 403, UNAUTHORIZED, {}
+        user = self.canvas.store.find(self.canvas.store.users, ident, "sis_user_id")
+        if user is None:
+            return 404, NOT_FOUND, {}
+        return 200, {"id": user.id, "name": user.name, "sortable_name": user.sortable_name}, {}
+
+    def list_enrollments(self, course, kind):
+        store, q = self.canvas.store, self.query
+        if kind == "student":
+            return 403, UNAUTHORIZED, {}
+        rows = [e for e in store.enrollments.values() if e.course_id == course.id]
+        states = q.get("state[]", q.get("state"))
+        if isinstance(states, str):
+            states = [states] if states else None
+        if "user_id" in q:
+            user = store.find(store.users, q["user_id"], "sis_user_id")
+            if user is None:
+                return 404, NOT_FOUND, {}
+            rows = [e for e in rows if e.user_id == user.id]
+            if not states:
+                states = ["active", "invited"]
+        if "sis_user_id[]" in q or "sis_user_id" in q:
+            if kind != "admin":
+                return 400, {"message": "Insufficient permissions to filter by SIS fields"}, {}
+            wanted = as_list(q.get("sis_user_id[]", q.get("sis_user_id")))
+            wanted = [w for w in wanted if w.strip()]
+            if any(len(w.strip()) < 2 for w in wanted):
+                return 400, {"errors": [{"field": "search_term", "code": "invalid",
+                                         "message": "2 or more characters is required"}]}, {}
+            ids = {u.id for u in store.users.values() if u.sis_user_id in wanted}
+            rows = [e for e in rows if e.user_id in ids]
+        if "type[]" in q and "role[]" not in q:
+            rows = [e for e in rows if e.type in as_list(q["type[]"])]
+        if "role[]" in q:
+            roles = as_list(q["role[]"])
+            if any(r not in ROLE_IDS for r in roles):
+                return 400, {"errors": [{"message": "An error occurred.", "error_code": "bad_request"}]}, {}
+            rows = [e for e in rows if e.role in roles]
+        if states:
+            rows = [e for e in rows if e.workflow_state in states]
+        else:
+            hidden = {"rejected", "completed", "deleted"} | ({"inactive"} if kind != "admin" else set())
+            rows = [e for e in rows if e.workflow_state not in hidden]
+        rows.sort(key=lambda e: self.sort_key(e))
+        return self.paginate(rows, [self.enrollment_json(e, kind, with_user=True) for e in rows])
+
+    def sort_key(self, e):
+        user = self.canvas.store.users[e.user_id]
+        return (e.type, user.sortable_name.lower(), e.id)
+
+    def paginate(self, rows, items):
+        """Bookmark pagination: opaque page tokens, rel=next only while more remain."""
+        q = self.query
+        try:
+            per_page = max(1, min(100, int(q.get("per_page") or self.canvas.default_per_page)))
+        except ValueError:
+            per_page = 1
+        page = q.get("page") if isinstance(q.get("page"), str) else ""
+        start = 0
+        if page.startswith("bookmark:"):
+            try:
+                mark = json.loads(base64.urlsafe_b64decode(page[9:] + "=" * (-len(page[9:]) % 4)))
+                key = (mark[0], mark[1].lower(), mark[2])
+                start = next((i for i, r in enumerate(rows) if self.sort_key(r) > key), len(rows))
+            except (ValueError, IndexError, TypeError, AttributeError):
+                return 400, {"errors": [{"message": "invalid bookmark"}]}, {}
+        chunk = items[start:start + per_page]
+        base = (self.next_host or self.canvas.url) + urlsplit(self.path).path
+        kept = [(k, v) for k, v in parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
+                if k not in ("page", "per_page", "access_token", "api_key")]
+        prefix = base + "?" + (urlencode(sorted(kept, key=lambda kv: kv[0])) + "&" if kept else "")
+        current = page or "first"
+        links = [f'<{prefix}page={quote(current)}&per_page={per_page}>; rel="current"']
+        if start + per_page < len(items):
+            last = rows[start + per_page - 1]
+            user = self.canvas.store.users[last.user_id]
+            token = base64.urlsafe_b64encode(
+                json.dumps([last.type, user.sortable_name, last.id]).encode()).decode().rstrip("=")
+            links.append(f'<{prefix}page={quote("bookmark:" + token)}&per_page={per_page}>; rel="next"')
+        links.append(f'<{prefix}page=first&per_page={per_page}>; rel="first"')
+        if start + per_page >= len(items):
+            links.append(f'<{prefix}page={quote(current)}&per_page={per_page}>; rel="last"')
+        return 200, chunk, {"Link": ",".join(links)}
+
+    def enrollment_json(self, e, kind, with_user=False):
+        store = self.canvas.store
+        user, course = store.users[e.user_id], store.courses[e.course_id]
+        section = store.sections[e.course_section_id]
+        body = {"id": e.id, "user_id": e.user_id, "course_id": e.course_id, "type": e.type,
+                "created_at": e.created_at, "updated_at": e.updated_at,
+                "associated_user_id": None, "start_at": None, "end_at": None,
+                "course_section_id": e.course_section_id, "root_account_id": 1,
+                "limit_privileges_to_course_section": False, "enrollment_state": e.workflow_state,
+                "role": e.role, "role_id": ROLE_IDS.get(e.role, 99),
+                "html_url": f"{self.canvas.url}/courses/{course.id}/users/{user.id}"}
+        if e.type == "StudentEnrollment":
+            body["grades"] = {"html_url": f"{self.canvas.url}/courses/{course.id}/grades/{user.id}",
+                              "current_score": None, "final_score": None}
+        if kind == "admin":
+            body.update({"sis_account_id": None, "sis_course_id": course.sis_course_id,
+                         "course_integration_id": None, "sis_section_id": section.sis_section_id,
+                         "section_integration_id": None, "sis_user_id": user.sis_user_id})
+        if with_user:
+            body["user"] = {"id": user.id, "name": user.name, "created_at": e.created_at,
+                            "sortable_name": user.sortable_name, "short_name": user.name}
+            if kind == "admin":
+                body["user"].update({"sis_user_id": user.sis_user_id, "integration_id": None,
+                                     "login_id": f"{user.sis_user_id}@example.edu"})
+        return body
+
+    def create(self, course, kind):
+        store, f = self.canvas.store, self.form
+        params = {k[len("enrollment["):-1]: v for k, v in f.items() if k.startswith("enrollment[")}
+        if not params:
+            return 400, {"message": "No parameters given"}, {}
+        type_ = params.get("type") or "StudentEnrollment"
+        errors = []
+        if type_ not in TYPES:
+            errors.append("Invalid type")
+        if not params.get("user_id"):
+            errors.append("Can't create an enrollment without a user. Include enrollment[user_id] "
+                          "to create an enrollment")
+        if errors:
+            return 400, {"message": ", ".join(errors)}, {}
+        if kind == "student" or (kind == "nosis" and type_ != "StudentEnrollment"):
+            return 403, UNAUTHORIZED, {}
+        section = store.sections.get(course.default_section_id)
+        if params.get("course_section_id"):
+            section = store.find(store.sections, params["course_section_id"], "sis_section_id")
+            if section is None or section.course_id != course.id:
+                return 404, NOT_FOUND, {}
+        user = store.find(store.users, params["user_id"], "sis_user_id")
+        if user is None:
+            return 404, NOT_FOUND, {}
+        if course.workflow_state == "completed":
+            return 400, {"message": "Can't add an enrollment to a concluded course."}, {}
+        state = params.get("enrollment_state") or "invited"
+        same = next((e for e in store.enrollments.values()
+                     if (e.user_id, e.course_id, e.type, e.role, e.course_section_id)
+                     == (user.id, course.id, type_, type_, section.id)), None)
+        if same and same.workflow_state != "active":
+            same.workflow_state, same.updated_at = state, now_iso()
+        elif same is None:
+            same = store.enroll(user, course, type_, state, section)
+        return 200, self.enrollment_json(same, kind), {}
+
+    def lookup(self, course, ident):
+        e = self.canvas.store.enrollments.get(int(ident)) if ident.isdigit() else None
+        if e is None or e.course_id != course.id or e.workflow_state == "deleted":
+            return None
+        return e
+
+    def destroy(self, course, ident, kind):
+        e = self.lookup(course, ident)
+        if e is None:
+            return 404, NOT_FOUND, {}
+        if kind != "admin":
+            return 403, UNAUTHORIZED, {}
+        task = self.query.get("task") or self.form.get("task")
+        e.workflow_state = {"delete": "deleted", "deactivate": "inactive",
+                            "inactivate": "inactive"}.get(task, "completed")
+        e.updated_at = now_iso()
+        return 200, self.enrollment_json(e, kind), {}
+
+    def reactivate(self, course, ident, kind):
+        e = self.lookup(course, ident)
+        if e is None:
+            return 404, NOT_FOUND, {}
+        if kind != "admin":
+            return 403, UNAUTHORIZED, {}
+        if e.workflow_state != "inactive":
+            return 400, {"error": "enrollment not inactive"}, {}
+        e.workflow_state, e.updated_at = "active", now_iso()
+        return 200, self.enrollment_json(e, kind), {}
+
+
+def parse_params(text: str) -> dict:
+    """Rack-style: 'a[]' keys collect lists, plain keys keep the last value."""
+    params: dict = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        if key.endswith("[]"):
+            params.setdefault(key, []).append(value)
+        else:
+            params[key] = value
+    return params
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def seed_demo(canvas: StandinCanvas, token="demo-token", filler=30):
+    """A course round like the mission's: a new course, students moving in."""
+    store = canvas.store
+    store.tokens[token] = "admin"
+    course = store.add_course("Physics 2, spring 2027", "PHYS2-2027")
+    store.add_section(course, "PHYS2-2027-LAB", "Lab group")
+    for n in range(filler):
+        store.enroll(store.add_user(f"S{9000 + n}", f"Student {n:03d}"), course)
+    store.add_user("S1001", "Ada Lovelace")
+    return course
