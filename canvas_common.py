@@ -476,6 +476,12 @@ class Canvas:
         for params in _lookup_queries(sis_ids, states):
             try:
                 rows += self.get_all(path, params, not_found)
+            except CanvasBadRequest as exc:
+                if "sis fields" in str(exc).lower():
+                    raise CanvasForbidden(
+                        f"this token may not look users up by SIS ID ({exc}); its user needs "
+                        "Canvas's permission to read SIS data (ask a Canvas admin)") from None
+                raise
             except CanvasNotFound:
                 # user_id= answers 404 for an unknown user too, not just an unknown course
                 if "user_id" not in params or self.user_exists(params["user_id"]):

@@ -45,7 +45,7 @@ def existing(course: str, sis_id: str, role: str, section, rows: list[dict], dry
             continue
         outcome = cc.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run)
         if row.get("enrollment_state") == "inactive":
-            outcome.hint = ("left inactive; to reactivate: python set_user_state.py "
+            outcome.hint = ("to reactivate: python set_user_state.py "
                             f"{shlex.quote(course)} {shlex.quote(sis_id)} active")
         elif row.get("enrollment_state") in ("invited", "creation_pending"):
             outcome.hint = "invited, has not accepted yet"

@@ -209,6 +209,7 @@ class StandinCanvas:
         self.store = Store()
         self.latency = latency
         self.default_per_page = per_page
+        self.max_per_page = 100  # Canvas's api_max_per_page setting
         self.faults: list[Fault] = []
         self.requests: list[dict] = []
         self.throttle_status = 429
@@ -237,7 +238,7 @@ class StandinCanvas:
         self.store = Store()
         self.faults, self.requests = [], []
         self.latency, self.bucket, self.throttle_status = (0.0, 0.0), None, 429
-        self.default_per_page = 10
+        self.default_per_page, self.max_per_page = 10, 100
 
     def fault(self, fault: Fault) -> Fault:
         self.faults.append(fault)
@@ -455,7 +456,7 @@ class Handler(BaseHTTPRequestHandler):
         """Bookmark pagination: opaque page tokens, rel=next only while more remain."""
         q = self.query
         try:
-            per_page = max(1, min(100, int(q.get("per_page") or self.canvas.default_per_page)))
+            per_page = max(1, min(self.canvas.max_per_page, int(q.get("per_page") or self.canvas.default_per_page)))
         except ValueError:
             per_page = 1
         page = q.get("page") if isinstance(q.get("page"), str) else ""

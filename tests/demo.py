@@ -1,0 +1,70 @@
+"""Show both scripts working against the bundled stand-in Canvas; no account needed.
+
+    python tests/demo.py
+
+Starts the stand-in on 127.0.0.1, writes a throwaway config.json for it, and
+runs the real scripts as a person would, printing each command and its output.
+Exits non-zero if any step does not end as expected.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from standin import StandinCanvas, seed_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE = "sis_course_id:PHYS2-2027"
+STEPS = [
+    # (script, arguments, expected exit code, what it shows)
+    ("enroll_user.py", [COURSE, "S1001", "student"], 0, "enroll a student by SIS ID"),
+    ("enroll_user.py", [COURSE, "S1001", "student"], 0,
+     "enroll again: already enrolled, nothing changes"),
+    ("set_user_state.py", [COURSE, "S1001", "inactive"], 0,
+     "the student interrupts their studies: inactive keeps grades, removes access"),
+    ("set_user_state.py", [COURSE, "S1001", "inactive"], 0, "running it again is safe"),
+    ("enroll_user.py", [COURSE, "S1001", "student"], 0,
+     "enrolling an inactive student again: no second enrollment, no silent reactivation"),
+    ("set_user_state.py", [COURSE, "S1001", "active", "--json"], 0, "they come back"),
+    ("set_user_state.py", [COURSE, "S9003", "inactive", "--dry-run"], 0,
+     "--dry-run looks up and says what would change"),
+    ("set_user_state.py", [COURSE, "s1001", "inactive"], 1,
+     "SIS IDs are exact: a wrong one is one clear line and exit 1"),
+    ("enroll_user.py", [COURSE, "S1001", "professor"], 2, "an unknown role is a usage error"),
+]
+
+
+def main() -> int:
+    canvas = StandinCanvas().start()
+    try:
+        seed_demo(canvas, token="demo-token")
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp, "config.json")
+            config.write_text(json.dumps({"canvas": {"host": canvas.url, "access_token": "demo-token"}}))
+            config.chmod(0o600)
+            print(f"Stand-in Canvas at {canvas.url}; config.json in {tmp}\n")
+            failures = sum(not step(tmp, *s) for s in STEPS)
+        print(f"{len(canvas.requests)} requests to the stand-in; "
+              f"{'all steps as expected' if not failures else f'{failures} step(s) NOT as expected'}")
+        return 1 if failures else 0
+    finally:
+        canvas.stop()
+
+
+def step(cwd, script, args, expected, why) -> bool:
+    print(f"# {why}")
+    print("$ python " + " ".join([script, *args]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
+    proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    sys.stdout.write(proc.stdout + "".join(f"[stderr] {line}\n" for line in
+                                           proc.stderr.splitlines()[-1:]))
+    print(f"[exit {proc.returncode}]\n")
+    return proc.returncode == expected
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

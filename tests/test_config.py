@@ -1,0 +1,109 @@
+"""Where host and token come from, and what is refused."""
+
+import json
+import os
+
+import pytest
+
+import canvas_common as cc
+import set_user_state
+from conftest import TOKEN, run_script, write_config
+
+
+@pytest.mark.parametrize("host,expected", [
+    ("canvas.example.edu", "https://canvas.example.edu"),
+    ("https://canvas.example.edu/", "https://canvas.example.edu"),
+    ("https://canvas.example.edu:8443/api/v1/", "https://canvas.example.edu:8443"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("http://localhost:3000/api/v1", "http://localhost:3000"),
+    ("http://[::1]:3000", "http://[::1]:3000"),
+])
+def test_host_forms(host, expected):
+    assert cc.normalize_base_url(host) == expected
+
+
+@pytest.mark.parametrize("host,words", [
+    ("http://canvas.example.edu", "refusing plain http"),
+    ("http://10.0.0.5:8080", "refusing plain http"),
+    ("https://canvas.example.edu/courses", "has a path"),
+    ("ftp://canvas.example.edu", "not an http"),
+    ("https://canvas.example.edu:99999", "not a valid"),
+])
+def test_bad_hosts_are_refused(host, words):
+    with pytest.raises(cc.ConfigError, match=words):
+        cc.normalize_base_url(host)
+
+
+def test_environment_is_used_when_no_config_file(canvas, course, run, monkeypatch):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    monkeypatch.setenv("CANVAS_URL", canvas.url)
+    monkeypatch.setenv("CANVAS_TOKEN", TOKEN)
+    r = run(set_user_state, course.id, "S1", "inactive", use_config=False)
+    assert r.code == 0 and canvas.store.states_of("S1") == ["inactive"]
+
+
+def test_config_file_beats_environment(canvas, course, run, monkeypatch):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    monkeypatch.setenv("CANVAS_URL", "https://elsewhere.example.edu")
+    monkeypatch.setenv("CANVAS_TOKEN", "other-token")
+    r = run(set_user_state, course.id, "S1", "inactive")
+    assert r.code == 0
+    assert {c["authorization"] for c in canvas.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_half_environment_never_borrows_from_config_json(canvas, course, run, monkeypatch, tmp_path):
+    write_config(tmp_path / "config.json", canvas.url)  # the cwd's config.json
+    monkeypatch.setenv("CANVAS_URL", canvas.url)
+    r = run(set_user_state, course.id, "S1", "inactive", use_config=False)
+    assert r.code == 2 and "no access token in the environment" in r.err
+    assert canvas.requests == []
+
+
+def test_config_json_in_current_directory(canvas, course, run, tmp_path):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    write_config(tmp_path / "config.json", canvas.url)
+    r = run(set_user_state, course.id, "S1", "inactive", use_config=False)
+    assert r.code == 0 and r.err == ""
+
+
+def test_nothing_configured_names_both_ways(canvas, run):
+    r = run(set_user_state, "1", "S1", "inactive", use_config=False)
+    assert r.code == 2 and "CANVAS_URL and CANVAS_TOKEN" in r.err and "config.json" in r.err
+
+
+@pytest.mark.parametrize("content,words", [
+    ("{not json", "not valid JSON"),
+    ('["canvas"]', 'no "canvas" object'),
+    ('{"canvas": {"host": "x.edu"}}', "no access token"),
+    ('{"canvas": {"host": "x.edu", "access_token": "  "}}', "no access token"),
+    ('{"canvas": {"access_token": "abc"}}', "no Canvas host"),
+    ('{"canvas": {"host": "http://x.edu", "access_token": "abc"}}', "refusing plain http"),
+])
+def test_bad_config_files(canvas, run, tmp_path, content, words):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    path.chmod(0o600)
+    r = run(set_user_state, "1", "S1", "inactive", "--config", path, use_config=False)
+    assert r.code == 2 and words in r.err and r.err.count("\n") == 1
+    assert canvas.requests == []
+
+
+def test_missing_and_unreadable_config(canvas, run, tmp_path):
+    r = run(set_user_state, "1", "S1", "inactive", "--config", tmp_path / "nope.json", use_config=False)
+    assert r.code == 2 and "does not exist" in r.err
+    r = run(set_user_state, "1", "S1", "inactive", "--config", tmp_path, use_config=False)
+    assert r.code == 2 and "cannot read config file" in r.err
+
+
+def test_world_readable_config_works_with_a_warning(canvas, course, run, tmp_path):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    path = write_config(tmp_path / "open.json", canvas.url, mode=0o644)
+    r = run(set_user_state, course.id, "S1", "inactive", "--config", path, use_config=False)
+    assert r.code == 0 and f"chmod 600 {path}" in r.err and "warning" in r.err
+
+
+def test_subprocess_with_environment(canvas, course):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    r = run_script("set_user_state.py", course.id, "S1", "inactive", "--json",
+                   env={"CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN})
+    assert r.code == 0 and r.err == "" and json.loads(r.out)["action"] == "deactivated"

@@ -1,0 +1,58 @@
+"""Both scripts as real processes: exit codes, streams, and the demo itself."""
+
+import subprocess
+import sys
+
+from conftest import ROOT, TOKEN, run_script
+
+
+def env_for(canvas):
+    return {"CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
+
+
+def test_enroll_deactivate_reactivate_as_processes(canvas, course):
+    canvas.store.add_user("S1")
+    env = env_for(canvas)
+    r = run_script("enroll_user.py", f"sis_course_id:PHYS2", "S1", "student", env=env)
+    assert (r.code, r.err) == (0, "") and "enrolled S1" in r.out
+    r = run_script("set_user_state.py", course.id, "S1", "inactive", env=env)
+    assert (r.code, r.err) == (0, "") and "active -> inactive" in r.out
+    r = run_script("set_user_state.py", course.id, "S1", "active", env=env)
+    assert (r.code, r.err) == (0, "") and "inactive -> active" in r.out
+    assert canvas.store.states_of("S1") == ["active"]
+
+
+def test_errors_are_one_line_without_traceback(canvas, course):
+    env = env_for(canvas)
+    for args, code in [(("enroll_user.py", course.id, "ghost", "student"), 1),
+                       (("set_user_state.py", "999", "S1", "inactive"), 1),
+                       (("set_user_state.py", course.id, "S1", "inactive", "--timeout", "x"), 2)]:
+        r = run_script(*args, env=env)
+        assert r.code == code and "Traceback" not in r.err and r.out == ""
+    r = run_script("enroll_user.py", course.id, "S1", "student", env={**env, "CANVAS_TOKEN": "wrong"})
+    assert r.code == 1 and r.err.count("\n") == 1 and "Invalid access token" in r.err
+
+
+def test_no_configuration_is_exit_2(tmp_path):
+    r = run_script("set_user_state.py", "1", "S1", "inactive")
+    assert r.code == 2 and "CANVAS_URL" in r.err and "Traceback" not in r.err
+
+
+def test_help_and_version():
+    for script in ("enroll_user.py", "set_user_state.py"):
+        r = run_script(script, "--help")
+        assert r.code == 0 and "--dry-run" in r.out and "--config" in r.out
+
+
+def test_nothing_runs_at_import():
+    code = "import enroll_user, set_user_state, canvas_common; print('ok')"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout == "ok\n" and proc.stderr == ""
+
+
+def test_demo_runs_as_documented():
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "demo.py")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert "deactivated: active -> inactive" in proc.stdout
+    assert "all steps as expected" in proc.stdout
