@@ -12,6 +12,7 @@ import argparse
 import binascii
 import dataclasses
 import ipaddress
+import itertools
 import json
 import os
 import random
@@ -361,7 +362,7 @@ class Canvas:
         self.retries = retries
         self.verbose = verbose
         self.session = make_session(config.token)
-        self.requests_made = 0
+        self.counter = itertools.count(1)  # requests sent; thread-safe
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -385,7 +386,7 @@ class Canvas:
             last = attempt == self.retries
             started = time.monotonic()
             try:
-                self.requests_made += 1
+                next(self.counter)
                 resp = self.session.request(method, url, params=params, data=data,
                                             timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
@@ -518,10 +519,18 @@ class Canvas:
             not_found=f"Canvas has no user with SIS ID {sis_id!r}{where} (SIS IDs are case-sensitive)"))
 
     def deactivate(self, course: str, enrollment_id: int) -> dict:
-        """DELETE /api/v1/courses/:course_id/enrollments/:id?task=deactivate (never without task: that concludes)."""
+        """DELETE /api/v1/courses/:course_id/enrollments/:id?task=deactivate."""
+        return self._end(course, enrollment_id, "deactivate")
+
+    def delete(self, course: str, enrollment_id: int) -> dict:
+        """DELETE ...?task=delete: Canvas keeps the row, restorable by enrolling again."""
+        return self._end(course, enrollment_id, "delete")
+
+    def _end(self, course, enrollment_id, task):
+        # never without task: Canvas then concludes, which reactivate cannot undo
         return self._enrollment(self.request(
             "DELETE", f"{course_path(course)}/enrollments/{int(enrollment_id)}",
-            params={"task": "deactivate"}, not_found=f"enrollment {enrollment_id} no longer exists"))
+            params={"task": task}, not_found=f"enrollment {enrollment_id} no longer exists"))
 
     def reactivate(self, course: str, enrollment_id: int) -> dict:
         """PUT /api/v1/courses/:course_id/enrollments/:id/reactivate."""
@@ -686,15 +695,20 @@ def non_negative_int(text: str) -> int:
 def report_failure(prog: str, exc: CanvasError, as_json: bool, outcome: Outcome):
     """The one error line on stderr, and the failed JSON object when --json asked for it."""
     print(f"{prog}: error: {exc}", file=sys.stderr)
-    if as_json:
+    if as_json and outcome.course_id is not None:  # a batch's bad file has no row to report
         outcome = getattr(exc, "outcome", None) or outcome
         outcome.action, outcome.error = "failed", str(exc)
         print(json.dumps(outcome.as_dict(), ensure_ascii=False), flush=True)
     return exc.exit_code
 
 
-def connect(config_path, timeout, retries, verbose) -> Canvas:
-    return Canvas(load_config(config_path), timeout=timeout, retries=retries, verbose=verbose)
+def connect(config_path, timeout, retries, verbose, pool=1) -> Canvas:
+    canvas = Canvas(load_config(config_path), timeout=timeout, retries=retries, verbose=verbose)
+    if pool > 1:  # one kept-alive connection per worker
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool)
+        canvas.session.mount("https://", adapter)
+        canvas.session.mount("http://", adapter)
+    return canvas
 
 
 def user_enrollments(canvas: Canvas, course: str, sis_id: str) -> list[dict]:

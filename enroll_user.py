@@ -1,6 +1,7 @@
 """Enroll a user in a Canvas course by SIS ID, without ever making a second enrollment.
 
     python enroll_user.py COURSE SIS_ID ROLE [--section S] [--state active|invited|inactive]
+    python enroll_user.py --csv FILE    # columns: course_id, sis_user_id, role [, section, state]
 
 If the user already holds the role in the course (in --section, or in any
 section when none is given) nothing is changed: Canvas would otherwise add a
@@ -10,9 +11,11 @@ second enrollment in the default section, or silently reactivate one.
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import sys
 
+import canvas_batch
 import canvas_common as cc
 
 STATES = ("active", "invited", "inactive")
@@ -21,11 +24,11 @@ STATES = ("active", "invited", "inactive")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enroll_user.py", description="Enroll a user in a Canvas course by SIS ID.")
-    parser.add_argument("course", type=cc.arg_type(cc.parse_course),
+    parser.add_argument("course", nargs="?", type=cc.arg_type(cc.parse_course),
                         help="course id (12345) or sis_course_id:XYZ")
-    parser.add_argument("sis_id", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
+    parser.add_argument("sis_id", nargs="?", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
                         help="the user's SIS ID (exact, case-sensitive)")
-    parser.add_argument("role", type=cc.arg_type(cc.parse_role), metavar="ROLE",
+    parser.add_argument("role", nargs="?", type=cc.arg_type(cc.parse_role), metavar="ROLE",
                         help="student, teacher, ta, observer or designer (or StudentEnrollment, ...)")
     parser.add_argument("--section", type=cc.arg_type(cc.parse_section),
                         help="enroll in this section (id or sis_section_id:XYZ); default: the course's default section")
@@ -34,7 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--notify", action="store_true",
                         help="send Canvas's enrollment notification (off by default)")
     cc.add_common_options(parser)
+    canvas_batch.add_batch_options(parser)
     return parser
+
+
+def parse_row(values: dict, notify=False):
+    """A CSV row's values, checked as the command line checks them; ValueError if bad."""
+    state = (values.get("state") or "active").lower()
+    if state not in STATES:
+        raise ValueError(f"unknown state {values['state']!r}: use {', '.join(STATES)}")
+    return cc.parse_course(values["course_id"]), cc.parse_sis_id(values["sis_user_id"]), {
+        "role": cc.parse_role(values["role"]), "state": state, "notify": notify,
+        "section": cc.parse_section(values["section"]) if values.get("section") else None}
 
 
 def existing(course: str, sis_id: str, role: str, section, rows: list[dict], dry_run=False):
@@ -71,24 +85,43 @@ def create(canvas: cc.Canvas, course, sis_id, role, section, state, notify) -> d
                 return found[0]  # the lost answer's enrollment was made
 
 
+def plan_user(canvas, course, sis_id, rows, params, dry_run=False):
+    """Nothing to do if the user holds the role already; otherwise one enrollment to create."""
+    role, section = params["role"], params["section"]
+    held = existing(course, sis_id, role, section, rows, dry_run)
+    if held:
+        return held
+    if dry_run and not rows and not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
+        raise cc.CanvasNotFound(f"Canvas has no user with SIS ID {sis_id!r} (SIS IDs are case-sensitive)")
+    section_id = int(section) if section and section.isdigit() else None
+    return [cc.Outcome(course, sis_id, "created", None, role, section_id, None, params["state"], dry_run)]
+
+
+def apply(canvas, outcome, params) -> cc.Outcome:
+    """Create the planned enrollment and fill in what Canvas made."""
+    row = create(canvas, outcome.course_id, outcome.sis_user_id, params["role"],
+                 params["section"], params["state"], params["notify"])
+    made = cc.Outcome.from_row(outcome.course_id, outcome.sis_user_id, row, "created")
+    outcome.enrollment_id, outcome.role = made.enrollment_id, made.role
+    outcome.section_id, outcome.after = made.section_id, made.after
+    return outcome
+
+
 def enroll_user(course, sis_id, role, *, section=None, state="active", notify=False,
                 config=None, dry_run=False, as_json=False, verbose=False, timeout=30.0,
-                retries=5) -> int:
+                retries=5, log_path=None) -> int:
     """Enroll one user unless they already hold the role; return the exit code."""
     canvas = cc.connect(config, timeout, retries, verbose)
     report = cc.Reporter(canvas.config.token, as_json)
     rows = cc.user_enrollments(canvas, course, sis_id)
-    held = existing(course, sis_id, role, section, rows, dry_run)
-    if not held and dry_run and not rows and not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
-        raise cc.CanvasNotFound(f"Canvas has no user with SIS ID {sis_id!r} (SIS IDs are case-sensitive)")
-    if not held and dry_run:
-        section_id = int(section) if section and section.isdigit() else None
-        held = [cc.Outcome(course, sis_id, "created", None, role, section_id, None, state, True)]
-    elif not held:
-        row = create(canvas, course, sis_id, role, section, state, notify)
-        held = [cc.Outcome.from_row(course, sis_id, row, "created")]
-        held[0].before = None
-    for outcome in held:
+    params = {"role": role, "section": section, "state": state, "notify": notify}
+    for outcome in plan_user(canvas, course, sis_id, rows, params, dry_run):
+        if outcome.action == "created" and not dry_run:
+            apply(canvas, outcome, params)
+            if log_path:
+                log = canvas_batch.AuditLog(log_path, " ".join(sys.argv), canvas.config.token)
+                log.record(outcome)
+                log.close()
         report(outcome)
     return cc.EXIT_OK
 
@@ -96,11 +129,19 @@ def enroll_user(course, sis_id, role, *, section=None, state="active", notify=Fa
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    common = dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
+                  verbose=args.verbose, timeout=args.timeout, retries=args.retries)
+    if (args.csv is None) == (args.course is None) or \
+            (args.course is not None and (args.sis_id is None or args.role is None)):
+        parser.error("give COURSE SIS_ID ROLE, or --csv FILE")
     try:
+        if args.csv is not None:
+            job = canvas_batch.Job(("course_id", "sis_user_id", "role"),
+                                   functools.partial(parse_row, notify=args.notify), plan_user, apply)
+            return canvas_batch.run_csv(args.csv, job, prog=parser.prog, workers=args.workers,
+                                        log_path=args.log, **common)
         return enroll_user(args.course, args.sis_id, args.role, section=args.section,
-                           state=args.state, notify=args.notify, config=args.config,
-                           dry_run=args.dry_run, as_json=args.json, verbose=args.verbose,
-                           timeout=args.timeout, retries=args.retries)
+                           state=args.state, notify=args.notify, log_path=args.log, **common)
     except cc.CanvasError as exc:
         return cc.report_failure(parser.prog, exc, args.json,
                                  cc.Outcome(args.course, args.sis_id, "failed", role=args.role,

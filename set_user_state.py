@@ -1,6 +1,8 @@
 """Set a user's enrollments in a Canvas course to inactive or active, by SIS ID.
 
     python set_user_state.py COURSE SIS_ID inactive|active [--role R] [--section S]
+    python set_user_state.py --csv FILE      # columns: course_id, sis_user_id, state [, role, section]
+    python set_user_state.py --undo LOG      # put back what the last run in LOG changed
 
 Inactive keeps the user's grades visible to teachers and removes the user's
 access; active gives it back. Every enrollment the user holds in the course is
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import canvas_batch
 import canvas_common as cc
 
 TARGETS = {"inactive": "deactivated", "active": "reactivated"}
@@ -21,18 +24,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="set_user_state.py",
         description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.")
-    parser.add_argument("course", type=cc.arg_type(cc.parse_course),
+    parser.add_argument("course", nargs="?", type=cc.arg_type(cc.parse_course),
                         help="course id (12345) or sis_course_id:XYZ")
-    parser.add_argument("sis_id", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
+    parser.add_argument("sis_id", nargs="?", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
                         help="the user's SIS ID (exact, case-sensitive)")
-    parser.add_argument("state", choices=sorted(TARGETS), type=str.lower,
+    parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower,
                         help="inactive: keep grades, remove access; active: give access back")
     parser.add_argument("--role", type=cc.arg_type(cc.parse_role),
                         help="only change enrollments with this role (student, teacher, ta, observer, designer)")
     parser.add_argument("--section", type=cc.arg_type(cc.parse_section),
                         help="only change enrollments in this section (id or sis_section_id:XYZ)")
     cc.add_common_options(parser)
+    canvas_batch.add_batch_options(parser, undo=True)
     return parser
+
+
+def parse_row(values: dict):
+    """A CSV row's values, checked as the command line checks them; ValueError if bad."""
+    state = values["state"].lower()
+    if state not in TARGETS:
+        raise ValueError(f"unknown state {values['state']!r}: use inactive or active")
+    return cc.parse_course(values["course_id"]), cc.parse_sis_id(values["sis_user_id"]), {
+        "state": state,
+        "role": cc.parse_role(values["role"]) if values.get("role") else None,
+        "section": cc.parse_section(values["section"]) if values.get("section") else None}
+
+
+def plan_user(canvas, course, sis_id, rows, params, dry_run=False):
+    """What to change for one user, given their active and inactive enrollments."""
+    if not rows:
+        raise explain_absence(canvas, course, sis_id)
+    return plan(course, sis_id, rows, params["state"], params["role"], params["section"], dry_run)
 
 
 def plan(course: str, sis_id: str, rows: list[dict], target: str,
@@ -71,7 +93,7 @@ def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasErr
     return cc.CanvasNotFound(f"{sis_id} is not enrolled in course {course}")
 
 
-def apply(canvas: cc.Canvas, outcome: cc.Outcome) -> cc.Outcome:
+def apply(canvas: cc.Canvas, outcome: cc.Outcome, params=None) -> cc.Outcome:
     """Make one planned change; after an unclear failure, look before writing again."""
     write = canvas.deactivate if outcome.after == "inactive" else canvas.reactivate
     for attempt in range(3):
@@ -95,21 +117,28 @@ def current_state(canvas: cc.Canvas, outcome: cc.Outcome):
     return next((r.get("enrollment_state") for r in rows if r.get("id") == outcome.enrollment_id), None)
 
 
+JOB = canvas_batch.Job(("course_id", "sis_user_id", "state"), parse_row, plan_user, apply)
+
+
 def set_user_state(course, sis_id, state, *, role=None, section=None, config=None,
-                   dry_run=False, as_json=False, verbose=False, timeout=30.0, retries=5) -> int:
+                   dry_run=False, as_json=False, verbose=False, timeout=30.0, retries=5,
+                   log_path=None) -> int:
     """Bring every selected enrollment of one user to state; return the exit code."""
     canvas = cc.connect(config, timeout, retries, verbose)
     report = cc.Reporter(canvas.config.token, as_json)
+    log = canvas_batch.AuditLog(log_path, " ".join(sys.argv), canvas.config.token) \
+        if log_path and not dry_run else None
     rows = cc.user_enrollments(canvas, course, sis_id)
-    if not rows:
-        raise explain_absence(canvas, course, sis_id)
-    for outcome in plan(course, sis_id, rows, state, role, section, dry_run):
+    params = {"state": state, "role": role, "section": section}
+    for outcome in plan_user(canvas, course, sis_id, rows, params, dry_run):
         if outcome.action != "unchanged" and not dry_run:
             try:
                 apply(canvas, outcome)
             except cc.CanvasError as exc:
                 outcome.after, exc.outcome = outcome.before, outcome
                 raise
+            if log:
+                log.record(outcome)
         report(outcome)
     return cc.EXIT_OK
 
@@ -117,11 +146,21 @@ def set_user_state(course, sis_id, state, *, role=None, section=None, config=Non
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    common = dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
+                  verbose=args.verbose, timeout=args.timeout, retries=args.retries)
+    given = args.course is not None
+    if (args.csv is not None) + (args.undo is not None) + given != 1 or \
+            (given and (args.sis_id is None or args.state is None)):
+        parser.error("give COURSE SIS_ID STATE, or --csv FILE, or --undo LOG")
     try:
+        if args.csv is not None:
+            return canvas_batch.run_csv(args.csv, JOB, prog=parser.prog, workers=args.workers,
+                                        log_path=args.log, **common)
+        if args.undo is not None:
+            return canvas_batch.run_undo(args.undo, args.run, prog=parser.prog,
+                                         workers=args.workers, **common)
         return set_user_state(args.course, args.sis_id, args.state, role=args.role,
-                              section=args.section, config=args.config, dry_run=args.dry_run,
-                              as_json=args.json, verbose=args.verbose, timeout=args.timeout,
-                              retries=args.retries)
+                              section=args.section, log_path=args.log, **common)
     except cc.CanvasError as exc:
         return cc.report_failure(parser.prog, exc, args.json,
                                  cc.Outcome(args.course, args.sis_id, "failed", dry_run=args.dry_run))
