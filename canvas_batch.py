@@ -30,6 +30,7 @@ import canvas_common as cc
 DEFAULT_LOG = "enrollments.audit.jsonl"
 DEFAULT_WORKERS = 4
 BLOCK_ROWS = 1000
+MAX_LISTED = 50  # failed rows named in the summary; --json has them all
 
 
 class Terminated(Exception):
@@ -262,7 +263,8 @@ class Batch:
     def fail(self, line, outcome, error):
         outcome.action, outcome.error = "failed", error
         self.counts["failed"] += 1
-        self.failures.append(f"  line {line} ({outcome.sis_user_id}): {error}")
+        if len(self.failures) < MAX_LISTED:  # memory stays flat on huge files
+            self.failures.append(f"  line {line} ({outcome.sis_user_id}): {error}")
         self.report(outcome, row=line)
         self.tick()
 
@@ -285,9 +287,9 @@ class Batch:
             return
         print(f"summary: {self.summary()}", file=sys.stderr)
         if self.failures:
-            print("failed:", *self.failures[:50], sep="\n", file=sys.stderr)
-            if len(self.failures) > 50:
-                print(f"  ... and {len(self.failures) - 50} more", file=sys.stderr)
+            print("failed:", *self.failures, sep="\n", file=sys.stderr)
+            if self.counts["failed"] > MAX_LISTED:
+                print(f"  ... and {self.counts['failed'] - MAX_LISTED} more", file=sys.stderr)
 
 
 def run_csv(path, job: Job, *, prog, config, dry_run, as_json, verbose, timeout, retries,

@@ -12,7 +12,6 @@ import argparse
 import binascii
 import dataclasses
 import ipaddress
-import itertools
 import json
 import os
 import random
@@ -23,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 __version__ = "1.0"
 USER_AGENT = f"canvas-enrollment-tools/{__version__} (+python-requests)"
@@ -348,7 +348,6 @@ def _never_sent(exc: requests.RequestException) -> bool:
     if isinstance(exc, requests.ConnectTimeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    from urllib3.exceptions import NewConnectionError
     return isinstance(reason, NewConnectionError)
 
 
@@ -362,7 +361,6 @@ class Canvas:
         self.retries = retries
         self.verbose = verbose
         self.session = make_session(config.token)
-        self.counter = itertools.count(1)  # requests sent; thread-safe
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -386,7 +384,6 @@ class Canvas:
             last = attempt == self.retries
             started = time.monotonic()
             try:
-                next(self.counter)
                 resp = self.session.request(method, url, params=params, data=data,
                                             timeout=self.timeout, allow_redirects=False)
             except requests.RequestException as exc:
@@ -692,14 +689,27 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
-def report_failure(prog: str, exc: CanvasError, as_json: bool, outcome: Outcome):
-    """The one error line on stderr, and the failed JSON object when --json asked for it."""
-    print(f"{prog}: error: {exc}", file=sys.stderr)
-    if as_json and outcome.course_id is not None:  # a batch's bad file has no row to report
-        outcome = getattr(exc, "outcome", None) or outcome
-        outcome.action, outcome.error = "failed", str(exc)
-        print(json.dumps(outcome.as_dict(), ensure_ascii=False), flush=True)
-    return exc.exit_code
+def common_options(args) -> dict:
+    """The keyword arguments every work function takes, from parsed options."""
+    return dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
+                verbose=args.verbose, timeout=args.timeout, retries=args.retries)
+
+
+def run_work(prog: str, work, as_json: bool, failed: Outcome) -> int:
+    """Run a script's work; a CanvasError becomes one stderr line (and a failed
+    JSON object with --json) and its exit code."""
+    try:
+        return work()
+    except CanvasError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        if as_json and failed.course_id is not None:  # a batch's bad file has no row
+            failed = getattr(exc, "outcome", None) or failed
+            failed.action, failed.error = "failed", str(exc)
+            print(json.dumps(failed.as_dict(), ensure_ascii=False), flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def connect(config_path, timeout, retries, verbose, pool=1) -> Canvas:

@@ -129,26 +129,20 @@ def enroll_user(course, sis_id, role, *, section=None, state="active", notify=Fa
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    common = dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
-                  verbose=args.verbose, timeout=args.timeout, retries=args.retries)
     if (args.csv is None) == (args.course is None) or \
             (args.course is not None and (args.sis_id is None or args.role is None)):
         parser.error("give COURSE SIS_ID ROLE, or --csv FILE")
-    try:
-        if args.csv is not None:
-            job = canvas_batch.Job(("course_id", "sis_user_id", "role"),
-                                   functools.partial(parse_row, notify=args.notify), plan_user, apply)
-            return canvas_batch.run_csv(args.csv, job, prog=parser.prog, workers=args.workers,
-                                        log_path=args.log, **common)
-        return enroll_user(args.course, args.sis_id, args.role, section=args.section,
-                           state=args.state, notify=args.notify, log_path=args.log, **common)
-    except cc.CanvasError as exc:
-        return cc.report_failure(parser.prog, exc, args.json,
-                                 cc.Outcome(args.course, args.sis_id, "failed", role=args.role,
-                                            dry_run=args.dry_run))
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    if args.csv is not None:
+        job = canvas_batch.Job(("course_id", "sis_user_id", "role"),
+                               functools.partial(parse_row, notify=args.notify), plan_user, apply)
+        work = functools.partial(canvas_batch.run_csv, args.csv, job, prog=parser.prog,
+                                 workers=args.workers, log_path=args.log, **cc.common_options(args))
+    else:
+        work = functools.partial(enroll_user, args.course, args.sis_id, args.role,
+                                 section=args.section, state=args.state, notify=args.notify,
+                                 log_path=args.log, **cc.common_options(args))
+    failed = cc.Outcome(args.course, args.sis_id, "failed", role=args.role, dry_run=args.dry_run)
+    return cc.run_work(parser.prog, work, args.json, failed)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ changed unless --role/--section narrow it.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 import canvas_batch
@@ -146,27 +147,22 @@ def set_user_state(course, sis_id, state, *, role=None, section=None, config=Non
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    common = dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
-                  verbose=args.verbose, timeout=args.timeout, retries=args.retries)
     given = args.course is not None
     if (args.csv is not None) + (args.undo is not None) + given != 1 or \
             (given and (args.sis_id is None or args.state is None)):
         parser.error("give COURSE SIS_ID STATE, or --csv FILE, or --undo LOG")
-    try:
-        if args.csv is not None:
-            return canvas_batch.run_csv(args.csv, JOB, prog=parser.prog, workers=args.workers,
-                                        log_path=args.log, **common)
-        if args.undo is not None:
-            return canvas_batch.run_undo(args.undo, args.run, prog=parser.prog,
-                                         workers=args.workers, **common)
-        return set_user_state(args.course, args.sis_id, args.state, role=args.role,
-                              section=args.section, log_path=args.log, **common)
-    except cc.CanvasError as exc:
-        return cc.report_failure(parser.prog, exc, args.json,
-                                 cc.Outcome(args.course, args.sis_id, "failed", dry_run=args.dry_run))
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+    common = cc.common_options(args)
+    if args.csv is not None:
+        work = functools.partial(canvas_batch.run_csv, args.csv, JOB, prog=parser.prog,
+                                 workers=args.workers, log_path=args.log, **common)
+    elif args.undo is not None:
+        work = functools.partial(canvas_batch.run_undo, args.undo, args.run, prog=parser.prog,
+                                 workers=args.workers, **common)
+    else:
+        work = functools.partial(set_user_state, args.course, args.sis_id, args.state,
+                                 role=args.role, section=args.section, log_path=args.log, **common)
+    failed = cc.Outcome(args.course, args.sis_id, "failed", dry_run=args.dry_run)
+    return cc.run_work(parser.prog, work, args.json, failed)
 
 
 if __name__ == "__main__":
