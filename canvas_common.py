@@ -46,6 +46,7 @@ PER_PAGE = 100  # Canvas's maximum; fewer round trips
 # Canvas reads one query string; stay well under common proxy limits (8 KiB).
 MAX_QUERY_CHARS = 6000
 LOW_RATE_REMAINING = 200.0  # of Canvas's default high-water mark of 600
+RUBY_SPACE = " \t\n\v\f\r\0"  # what Ruby's strip removes (Python's strip removes more)
 
 
 # --- errors -----------------------------------------------------------------
@@ -260,7 +261,7 @@ def sis_ref(column: str, value: str) -> str:
     Canvas strips the id and its pattern stops at a newline, so such values
     can only be carried exactly hex-encoded.
     """
-    if value != value.strip(" \t\n\v\f\r\0") or "\n" in value:
+    if value != value.strip(RUBY_SPACE) or "\n" in value:
         return f"hex:{column}:{binascii.hexlify(value.encode()).decode()}"
     return f"{column}:{value}"
 
@@ -564,7 +565,7 @@ def _lookup_queries(sis_ids, states):
     base = {"state[]": list(states)}
     chunk, size = [], 0
     for sis in dict.fromkeys(sis_ids):
-        if len(sis.strip()) < 2:
+        if len(sis.strip(RUBY_SPACE)) < 2:
             yield {**base, "user_id": sis_ref("sis_user_id", sis)}
             continue
         cost = len(quote(sis, safe="")) + 20

@@ -88,3 +88,12 @@ def run_script(script, *args, env=None, timeout=60):
                           timeout=timeout)
     assert TOKEN not in proc.stdout + proc.stderr
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+# CI runs the property tests on a fixed seed so a run is reproducible; locally
+# each run explores new examples.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")

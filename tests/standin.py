@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 TYPES = ("StudentEnrollment", "TeacherEnrollment", "TaEnrollment",
          "ObserverEnrollment", "DesignerEnrollment")
 ROLE_IDS = {t: i for i, t in enumerate(TYPES, start=1)}
+RUBY_SPACE = " \t\n\v\f\r\0"  # Ruby's String#strip; Python's strip() removes more
 NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
 UNAUTHORIZED = {"status": "unauthorized",
                 "errors": [{"message": "user not authorized to perform that action"}]}
@@ -188,7 +189,7 @@ class Store:
 
     def find(self, collection: dict, text: str, column: str):
         """Numeric id, column:value or hex:column:hexbytes, as Canvas parses them."""
-        text = text.strip()
+        text = text.strip(RUBY_SPACE)
         match = re.fullmatch(r"hex:(sis_\w+):((?:[0-9A-Fa-f]{2})+)", text)
         if match:
             name, value = match[1], binascii.unhexlify(match[2]).decode("utf-8", "replace")
@@ -427,8 +428,8 @@ class Handler(BaseHTTPRequestHandler):
             if kind != "admin":
                 return 400, {"message": "Insufficient permissions to filter by SIS fields"}, {}
             wanted = as_list(q.get("sis_user_id[]", q.get("sis_user_id")))
-            wanted = [w for w in wanted if w.strip()]
-            if any(len(w.strip()) < 2 for w in wanted):
+            wanted = [w for w in wanted if w.strip(RUBY_SPACE)]
+            if any(len(w.strip(RUBY_SPACE)) < 2 for w in wanted):
                 return 400, {"errors": [{"field": "search_term", "code": "invalid",
                                          "message": "2 or more characters is required"}]}, {}
             ids = {u.id for u in store.users.values() if u.sis_user_id in wanted}

@@ -7,7 +7,8 @@ import set_user_state
 
 ODD_IDS = ["a/b", "../1", "x?y=1", "frag#1", "a&b=c", "pct%2F", "plus+1", 'q"uote', "it's",
            "back\\slash", "tab\there", " lead", "trail ", "ünï", "emoji😀", "sis_user_id:S1",
-           "hex:sis_user_id:5331", "x", "7", "  ", "line\nbreak", "S1 "]
+           "hex:sis_user_id:5331", "x", "7", "  ", "line\nbreak", "S1 ", "\x1f", "\u2003x\u2003",
+           "\x00", "nbsp\u00a0"]
 
 
 @pytest.mark.parametrize("sis", ODD_IDS)
