@@ -8,13 +8,13 @@ raised as a CanvasError whose message is one line a person can act on.
 
 from __future__ import annotations
 
-import argparse
 import binascii
 import dataclasses
 import ipaddress
 import json
 import os
 import random
+import re
 import stat
 import sys
 import time
@@ -181,15 +181,17 @@ def normalize_base_url(host: str) -> str:
         host = "https://" + host
     try:
         parts = urlsplit(host)
-        parts.port  # raises ValueError on a bad port
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
     except ValueError:
         raise ConfigError(f"host {host!r} is not a valid host name or URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"host {host!r} is not an http(s) URL or host name")
+    if not re.fullmatch(r"[\w.-]+|[0-9a-fA-F:.]+", parts.hostname):
+        raise ConfigError(f"host {host!r} is not a valid host name")
     path = parts.path.rstrip("/")
     if path not in ("", "/api/v1") or parts.query or parts.fragment or parts.username:
         raise ConfigError(
-            f"host {host!r} has a path or query; give only the host name or "
+            f"host {host!r} has a path, query or user name; give only the host name or "
             "base URL, e.g. canvas.example.edu or http://127.0.0.1:8080")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
@@ -245,6 +247,10 @@ def _make_config(host, token, source: str) -> Config:
         raise ConfigError(f"no Canvas host in {source}: {CONFIG_HELP}")
     if not isinstance(token, str) or not token.strip():
         raise ConfigError(f"no access token in {source}: {CONFIG_HELP}")
+    if not re.fullmatch(r"[\x21-\x7e]+", token.strip()):
+        # never echo it: it may be a real token pasted with a stray character
+        raise ConfigError(f"the access token in {source} has spaces or characters a Canvas "
+                          "token cannot have; copy it again")
     return Config(normalize_base_url(host), token.strip(), source)
 
 
@@ -583,134 +589,7 @@ def redact(text: str, token: str) -> str:
     return text.replace(token, "[REDACTED]") if token else text
 
 
-# --- what the scripts share ---------------------------------------------------
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What happened (or would happen) to one enrollment; --json prints these fields."""
-
-    course_id: str
-    sis_user_id: str
-    action: str  # created, unchanged, deactivated, reactivated, failed
-    enrollment_id: int | None = None
-    role: str | None = None
-    section_id: int | None = None
-    before: str | None = None
-    after: str | None = None
-    dry_run: bool = False
-    error: str | None = None
-    hint: str = dataclasses.field(default="", compare=False)  # text output only
-
-    @classmethod
-    def from_row(cls, course, sis_id, row, action, after=None, **extra):
-        return cls(course, sis_id, action, row.get("id"), row.get("role") or row.get("type"),
-                   row.get("course_section_id"), row.get("enrollment_state"),
-                   after or row.get("enrollment_state"), **extra)
-
-    def as_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        del data["hint"]
-        if self.error is None:
-            del data["error"]
-        return data
-
-    def describe(self) -> str:
-        who = f"{self.sis_user_id} in course {self.course_id}"
-        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
-        if self.action == "failed":
-            text = f"{who}: failed: {self.error}"
-        elif self.action == "unchanged":
-            text = f"{who}: {what} is already {self.before}; nothing to do"
-        elif self.action == "created" and self.dry_run:
-            text = f"would enroll {who} as {self.role} ({self.after})"
-        elif self.action == "created":
-            text = f"enrolled {who}: {what} {self.after}"
-        else:
-            verb = f"would be {self.action}" if self.dry_run else self.action
-            text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
-        return text + (f"; {self.hint}" if self.hint else "")
-
-
-class Reporter:
-    """Prints results on stdout (text or JSON lines) with the token scrubbed."""
-
-    def __init__(self, token: str, as_json: bool, stream=None):
-        self.token, self.as_json = token, as_json
-        self.stream = stream or sys.stdout
-
-    def __call__(self, outcome: Outcome, **extra):
-        if outcome.action == "failed" and not self.as_json:
-            return  # the error line on stderr says it
-        text = json.dumps({**outcome.as_dict(), **extra}, ensure_ascii=False) \
-            if self.as_json else outcome.describe()
-        print(redact(text, self.token), file=self.stream, flush=True)
-
-
-def add_common_options(parser: argparse.ArgumentParser):
-    parser.add_argument("--config", metavar="FILE",
-                        help="JSON config file (default: CANVAS_URL/CANVAS_TOKEN, else ./config.json)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="look up and say what would change; change nothing")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object per line per enrollment")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show each request and its status on stderr (token redacted)")
-    parser.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
-                        help="seconds to wait for each Canvas answer (default: 30)")
-    parser.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
-                        help="retries after throttling or a Canvas outage (default: 5)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-
-
-def arg_type(parse):
-    """Wrap a parse_* function so argparse reports its ValueError as a usage error."""
-    def convert(text):
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-    convert.__name__ = parse.__name__.replace("parse_", "")
-    return convert
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}")
-    return int(text)
-
-
-def common_options(args) -> dict:
-    """The keyword arguments every work function takes, from parsed options."""
-    return dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
-                verbose=args.verbose, timeout=args.timeout, retries=args.retries)
-
-
-def run_work(prog: str, work, as_json: bool, failed: Outcome) -> int:
-    """Run a script's work; a CanvasError becomes one stderr line (and a failed
-    JSON object with --json) and its exit code."""
-    try:
-        return work()
-    except CanvasError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        if as_json and failed.course_id is not None:  # a batch's bad file has no row
-            failed = getattr(exc, "outcome", None) or failed
-            failed.action, failed.error = "failed", str(exc)
-            print(json.dumps(failed.as_dict(), ensure_ascii=False), flush=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+# --- for the scripts ----------------------------------------------------------
 
 
 def connect(config_path, timeout, retries, verbose, pool=1) -> Canvas:

@@ -15,7 +15,7 @@ import functools
 import shlex
 import sys
 
-import canvas_batch
+import canvas_runs as runs
 import canvas_common as cc
 
 STATES = ("active", "invited", "inactive")
@@ -24,20 +24,20 @@ STATES = ("active", "invited", "inactive")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enroll_user.py", description="Enroll a user in a Canvas course by SIS ID.")
-    parser.add_argument("course", nargs="?", type=cc.arg_type(cc.parse_course),
+    parser.add_argument("course", nargs="?", type=runs.arg_type(cc.parse_course),
                         help="course id (12345) or sis_course_id:XYZ")
-    parser.add_argument("sis_id", nargs="?", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
+    parser.add_argument("sis_id", nargs="?", type=runs.arg_type(cc.parse_sis_id), metavar="SIS_ID",
                         help="the user's SIS ID (exact, case-sensitive)")
-    parser.add_argument("role", nargs="?", type=cc.arg_type(cc.parse_role), metavar="ROLE",
+    parser.add_argument("role", nargs="?", type=runs.arg_type(cc.parse_role), metavar="ROLE",
                         help="student, teacher, ta, observer or designer (or StudentEnrollment, ...)")
-    parser.add_argument("--section", type=cc.arg_type(cc.parse_section),
+    parser.add_argument("--section", type=runs.arg_type(cc.parse_section),
                         help="enroll in this section (id or sis_section_id:XYZ); default: the course's default section")
     parser.add_argument("--state", choices=STATES, default="active", type=str.lower,
                         help="state of a new enrollment (default: active, no invitation to accept)")
     parser.add_argument("--notify", action="store_true",
                         help="send Canvas's enrollment notification (off by default)")
-    cc.add_common_options(parser)
-    canvas_batch.add_batch_options(parser)
+    runs.add_common_options(parser)
+    runs.add_batch_options(parser)
     return parser
 
 
@@ -57,7 +57,7 @@ def existing(course: str, sis_id: str, role: str, section, rows: list[dict], dry
     for row in rows:
         if row.get("role") != role or not cc.section_matches(row, section):
             continue
-        outcome = cc.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run)
+        outcome = runs.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run)
         if row.get("enrollment_state") == "inactive":
             outcome.hint = ("to reactivate: python set_user_state.py "
                             f"{shlex.quote(course)} {shlex.quote(sis_id)} active")
@@ -94,14 +94,14 @@ def plan_user(canvas, course, sis_id, rows, params, dry_run=False):
     if dry_run and not rows and not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
         raise cc.CanvasNotFound(f"Canvas has no user with SIS ID {sis_id!r} (SIS IDs are case-sensitive)")
     section_id = int(section) if section and section.isdigit() else None
-    return [cc.Outcome(course, sis_id, "created", None, role, section_id, None, params["state"], dry_run)]
+    return [runs.Outcome(course, sis_id, "created", None, role, section_id, None, params["state"], dry_run)]
 
 
-def apply(canvas, outcome, params) -> cc.Outcome:
+def apply(canvas, outcome, params) -> runs.Outcome:
     """Create the planned enrollment and fill in what Canvas made."""
     row = create(canvas, outcome.course_id, outcome.sis_user_id, params["role"],
                  params["section"], params["state"], params["notify"])
-    made = cc.Outcome.from_row(outcome.course_id, outcome.sis_user_id, row, "created")
+    made = runs.Outcome.from_row(outcome.course_id, outcome.sis_user_id, row, "created")
     outcome.enrollment_id, outcome.role = made.enrollment_id, made.role
     outcome.section_id, outcome.after = made.section_id, made.after
     return outcome
@@ -112,14 +112,14 @@ def enroll_user(course, sis_id, role, *, section=None, state="active", notify=Fa
                 retries=5, log_path=None) -> int:
     """Enroll one user unless they already hold the role; return the exit code."""
     canvas = cc.connect(config, timeout, retries, verbose)
-    report = cc.Reporter(canvas.config.token, as_json)
+    report = runs.Reporter(canvas.config.token, as_json)
     rows = cc.user_enrollments(canvas, course, sis_id)
     params = {"role": role, "section": section, "state": state, "notify": notify}
     for outcome in plan_user(canvas, course, sis_id, rows, params, dry_run):
         if outcome.action == "created" and not dry_run:
             apply(canvas, outcome, params)
             if log_path:
-                log = canvas_batch.AuditLog(log_path, " ".join(sys.argv), canvas.config.token)
+                log = runs.AuditLog(log_path, " ".join(sys.argv), canvas.config.token)
                 log.record(outcome)
                 log.close()
         report(outcome)
@@ -133,16 +133,16 @@ def main(argv=None) -> int:
             (args.course is not None and (args.sis_id is None or args.role is None)):
         parser.error("give COURSE SIS_ID ROLE, or --csv FILE")
     if args.csv is not None:
-        job = canvas_batch.Job(("course_id", "sis_user_id", "role"),
+        job = runs.Job(("course_id", "sis_user_id", "role"),
                                functools.partial(parse_row, notify=args.notify), plan_user, apply)
-        work = functools.partial(canvas_batch.run_csv, args.csv, job, prog=parser.prog,
-                                 workers=args.workers, log_path=args.log, **cc.common_options(args))
+        work = functools.partial(runs.run_csv, args.csv, job, prog=parser.prog,
+                                 workers=args.workers, log_path=args.log, **runs.common_options(args))
     else:
         work = functools.partial(enroll_user, args.course, args.sis_id, args.role,
                                  section=args.section, state=args.state, notify=args.notify,
-                                 log_path=args.log, **cc.common_options(args))
-    failed = cc.Outcome(args.course, args.sis_id, "failed", role=args.role, dry_run=args.dry_run)
-    return cc.run_work(parser.prog, work, args.json, failed)
+                                 log_path=args.log, **runs.common_options(args))
+    failed = runs.Outcome(args.course, args.sis_id, "failed", role=args.role, dry_run=args.dry_run)
+    return runs.run_work(parser.prog, work, args.json, failed)
 
 
 if __name__ == "__main__":

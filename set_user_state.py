@@ -15,7 +15,7 @@ import argparse
 import functools
 import sys
 
-import canvas_batch
+import canvas_runs as runs
 import canvas_common as cc
 
 TARGETS = {"inactive": "deactivated", "active": "reactivated"}
@@ -25,18 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="set_user_state.py",
         description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.")
-    parser.add_argument("course", nargs="?", type=cc.arg_type(cc.parse_course),
+    parser.add_argument("course", nargs="?", type=runs.arg_type(cc.parse_course),
                         help="course id (12345) or sis_course_id:XYZ")
-    parser.add_argument("sis_id", nargs="?", type=cc.arg_type(cc.parse_sis_id), metavar="SIS_ID",
+    parser.add_argument("sis_id", nargs="?", type=runs.arg_type(cc.parse_sis_id), metavar="SIS_ID",
                         help="the user's SIS ID (exact, case-sensitive)")
     parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower,
                         help="inactive: keep grades, remove access; active: give access back")
-    parser.add_argument("--role", type=cc.arg_type(cc.parse_role),
+    parser.add_argument("--role", type=runs.arg_type(cc.parse_role),
                         help="only change enrollments with this role (student, teacher, ta, observer, designer)")
-    parser.add_argument("--section", type=cc.arg_type(cc.parse_section),
+    parser.add_argument("--section", type=runs.arg_type(cc.parse_section),
                         help="only change enrollments in this section (id or sis_section_id:XYZ)")
-    cc.add_common_options(parser)
-    canvas_batch.add_batch_options(parser, undo=True)
+    runs.add_common_options(parser)
+    runs.add_batch_options(parser, undo=True)
     return parser
 
 
@@ -73,9 +73,9 @@ def plan(course: str, sis_id: str, rows: list[dict], target: str,
         state = row.get("enrollment_state")
         if cc.state_group(state) == target:
             hint = "invited, has not accepted yet" if state in ("invited", "creation_pending") else ""
-            outcomes.append(cc.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run, hint=hint))
+            outcomes.append(runs.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run, hint=hint))
         else:
-            outcomes.append(cc.Outcome.from_row(course, sis_id, row, TARGETS[target],
+            outcomes.append(runs.Outcome.from_row(course, sis_id, row, TARGETS[target],
                                                 after=target, dry_run=dry_run))
     return outcomes
 
@@ -94,7 +94,7 @@ def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasErr
     return cc.CanvasNotFound(f"{sis_id} is not enrolled in course {course}")
 
 
-def apply(canvas: cc.Canvas, outcome: cc.Outcome, params=None) -> cc.Outcome:
+def apply(canvas: cc.Canvas, outcome: runs.Outcome, params=None) -> runs.Outcome:
     """Make one planned change; after an unclear failure, look before writing again."""
     write = canvas.deactivate if outcome.after == "inactive" else canvas.reactivate
     for attempt in range(3):
@@ -113,12 +113,12 @@ def apply(canvas: cc.Canvas, outcome: cc.Outcome, params=None) -> cc.Outcome:
         return outcome
 
 
-def current_state(canvas: cc.Canvas, outcome: cc.Outcome):
+def current_state(canvas: cc.Canvas, outcome: runs.Outcome):
     rows = cc.user_enrollments(canvas, outcome.course_id, outcome.sis_user_id)
     return next((r.get("enrollment_state") for r in rows if r.get("id") == outcome.enrollment_id), None)
 
 
-JOB = canvas_batch.Job(("course_id", "sis_user_id", "state"), parse_row, plan_user, apply)
+JOB = runs.Job(("course_id", "sis_user_id", "state"), parse_row, plan_user, apply)
 
 
 def set_user_state(course, sis_id, state, *, role=None, section=None, config=None,
@@ -126,8 +126,8 @@ def set_user_state(course, sis_id, state, *, role=None, section=None, config=Non
                    log_path=None) -> int:
     """Bring every selected enrollment of one user to state; return the exit code."""
     canvas = cc.connect(config, timeout, retries, verbose)
-    report = cc.Reporter(canvas.config.token, as_json)
-    log = canvas_batch.AuditLog(log_path, " ".join(sys.argv), canvas.config.token) \
+    report = runs.Reporter(canvas.config.token, as_json)
+    log = runs.AuditLog(log_path, " ".join(sys.argv), canvas.config.token) \
         if log_path and not dry_run else None
     rows = cc.user_enrollments(canvas, course, sis_id)
     params = {"state": state, "role": role, "section": section}
@@ -151,18 +151,18 @@ def main(argv=None) -> int:
     if (args.csv is not None) + (args.undo is not None) + given != 1 or \
             (given and (args.sis_id is None or args.state is None)):
         parser.error("give COURSE SIS_ID STATE, or --csv FILE, or --undo LOG")
-    common = cc.common_options(args)
+    common = runs.common_options(args)
     if args.csv is not None:
-        work = functools.partial(canvas_batch.run_csv, args.csv, JOB, prog=parser.prog,
+        work = functools.partial(runs.run_csv, args.csv, JOB, prog=parser.prog,
                                  workers=args.workers, log_path=args.log, **common)
     elif args.undo is not None:
-        work = functools.partial(canvas_batch.run_undo, args.undo, args.run, prog=parser.prog,
+        work = functools.partial(runs.run_undo, args.undo, args.run, prog=parser.prog,
                                  workers=args.workers, **common)
     else:
         work = functools.partial(set_user_state, args.course, args.sis_id, args.state,
                                  role=args.role, section=args.section, log_path=args.log, **common)
-    failed = cc.Outcome(args.course, args.sis_id, "failed", dry_run=args.dry_run)
-    return cc.run_work(parser.prog, work, args.json, failed)
+    failed = runs.Outcome(args.course, args.sis_id, "failed", dry_run=args.dry_run)
+    return runs.run_work(parser.prog, work, args.json, failed)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 """Where host and token come from, and what is refused."""
 
 import json
-import os
 
 import pytest
 
@@ -28,6 +27,8 @@ def test_host_forms(host, expected):
     ("https://canvas.example.edu/courses", "has a path"),
     ("ftp://canvas.example.edu", "not an http"),
     ("https://canvas.example.edu:99999", "not a valid"),
+    ("canvas example.edu", "not a valid host name"),
+    ("https://user:pw@canvas.example.edu", "user name"),
 ])
 def test_bad_hosts_are_refused(host, words):
     with pytest.raises(cc.ConfigError, match=words):
@@ -77,6 +78,10 @@ def test_nothing_configured_names_both_ways(canvas, run):
     ('{"canvas": {"host": "x.edu"}}', "no access token"),
     ('{"canvas": {"host": "x.edu", "access_token": "  "}}', "no access token"),
     ('{"canvas": {"access_token": "abc"}}', "no Canvas host"),
+    ('{"canvas": {"host": "x.edu", "access_token": "ab\\ncd"}}', "characters a Canvas token cannot have"),
+    ('{"canvas": {"host": "x.edu", "access_token": "t\u00f6k"}}', "characters a Canvas token cannot have"),
+    ('{"canvas": {"host": "x.edu", "access_token": 12345}}', "no access token"),
+    ('{"canvas": "x.edu"}', 'no "canvas" object'),
     ('{"canvas": {"host": "http://x.edu", "access_token": "abc"}}', "refusing plain http"),
 ])
 def test_bad_config_files(canvas, run, tmp_path, content, words):

@@ -1,7 +1,6 @@
 """The fault matrix: hostile input and hostile servers. Nothing leaks, nothing
 reaches the wrong person, nothing ends in a traceback."""
 
-import resource
 import subprocess
 import sys
 

@@ -1,5 +1,6 @@
-"""Batches for enroll_user.py and set_user_state.py: --csv, a worker pool,
-the audit log and --undo.
+"""Runs of enroll_user.py and set_user_state.py beyond the Canvas helper:
+results and shared options, and batches: --csv, a worker pool, the audit log
+and --undo.
 
 A batch reads its CSV twice: once to refuse a bad file before any change,
 then in blocks: per block and course, all the block's users are looked up in
@@ -31,6 +32,137 @@ DEFAULT_LOG = "enrollments.audit.jsonl"
 DEFAULT_WORKERS = 4
 BLOCK_ROWS = 1000
 MAX_LISTED = 50  # failed rows named in the summary; --json has them all
+
+
+
+# --- results and options, for single runs and batches --------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What happened (or would happen) to one enrollment; --json prints these fields."""
+
+    course_id: str
+    sis_user_id: str
+    action: str  # created, unchanged, deactivated, reactivated, failed
+    enrollment_id: int | None = None
+    role: str | None = None
+    section_id: int | None = None
+    before: str | None = None
+    after: str | None = None
+    dry_run: bool = False
+    error: str | None = None
+    hint: str = dataclasses.field(default="", compare=False)  # text output only
+
+    @classmethod
+    def from_row(cls, course, sis_id, row, action, after=None, **extra):
+        return cls(course, sis_id, action, row.get("id"), row.get("role") or row.get("type"),
+                   row.get("course_section_id"), row.get("enrollment_state"),
+                   after or row.get("enrollment_state"), **extra)
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        del data["hint"]
+        if self.error is None:
+            del data["error"]
+        return data
+
+    def describe(self) -> str:
+        who = f"{self.sis_user_id} in course {self.course_id}"
+        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
+        if self.action == "failed":
+            text = f"{who}: failed: {self.error}"
+        elif self.action == "unchanged":
+            text = f"{who}: {what} is already {self.before}; nothing to do"
+        elif self.action == "created" and self.dry_run:
+            text = f"would enroll {who} as {self.role} ({self.after})"
+        elif self.action == "created":
+            text = f"enrolled {who}: {what} {self.after}"
+        else:
+            verb = f"would be {self.action}" if self.dry_run else self.action
+            text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
+        return text + (f"; {self.hint}" if self.hint else "")
+
+
+class Reporter:
+    """Prints results on stdout (text or JSON lines) with the token scrubbed."""
+
+    def __init__(self, token: str, as_json: bool, stream=None):
+        self.token, self.as_json = token, as_json
+        self.stream = stream or sys.stdout
+
+    def __call__(self, outcome: Outcome, **extra):
+        if outcome.action == "failed" and not self.as_json:
+            return  # the error line on stderr says it
+        text = json.dumps({**outcome.as_dict(), **extra}, ensure_ascii=False) \
+            if self.as_json else outcome.describe()
+        print(cc.redact(text, self.token), file=self.stream, flush=True)
+
+
+def add_common_options(parser: argparse.ArgumentParser):
+    parser.add_argument("--config", metavar="FILE",
+                        help="JSON config file (default: CANVAS_URL/CANVAS_TOKEN, else ./config.json)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="look up and say what would change; change nothing")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per line per enrollment")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show each request and its status on stderr (token redacted)")
+    parser.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
+                        help="seconds to wait for each Canvas answer (default: 30)")
+    parser.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
+                        help="retries after throttling or a Canvas outage (default: 5)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {cc.__version__}")
+
+
+def arg_type(parse):
+    """Wrap a parse_* function so argparse reports its ValueError as a usage error."""
+    def convert(text):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__.replace("parse_", "")
+    return convert
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}")
+    return int(text)
+
+
+def common_options(args) -> dict:
+    """The keyword arguments every work function takes, from parsed options."""
+    return dict(config=args.config, dry_run=args.dry_run, as_json=args.json,
+                verbose=args.verbose, timeout=args.timeout, retries=args.retries)
+
+
+def run_work(prog: str, work, as_json: bool, failed: Outcome) -> int:
+    """Run a script's work; a cc.CanvasError becomes one stderr line (and a failed
+    JSON object with --json) and its exit code."""
+    try:
+        return work()
+    except cc.CanvasError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        if as_json and failed.course_id is not None:  # a batch's bad file has no row
+            failed = getattr(exc, "outcome", None) or failed
+            failed.action, failed.error = "failed", str(exc)
+            print(json.dumps(failed.as_dict(), ensure_ascii=False), flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 class Terminated(Exception):
@@ -127,7 +259,7 @@ class AuditLog:
         self.lock = threading.Lock()
         self._write({"event": "start", "command": command})
 
-    def record(self, outcome: cc.Outcome):
+    def record(self, outcome: Outcome):
         fields = outcome.as_dict()
         del fields["dry_run"]
         self._write({"event": "change", **fields})
@@ -167,7 +299,7 @@ def read_run(path: str, run: str | None) -> tuple[str, list[dict]]:
 class Batch:
     """Plans and applies rows with a bounded pool; reports, logs and counts."""
 
-    def __init__(self, canvas: cc.Canvas, job: Job, report: cc.Reporter, log: AuditLog | None,
+    def __init__(self, canvas: cc.Canvas, job: Job, report: Reporter, log: AuditLog | None,
                  workers: int, dry_run: bool, total: int):
         self.canvas, self.job, self.report, self.log = canvas, job, report, log
         self.workers, self.dry_run, self.total = workers, dry_run, total
@@ -201,7 +333,7 @@ class Batch:
             try:
                 parsed.append((line, *self.job.parse(values)))
             except ValueError as exc:
-                self.fail(line, cc.Outcome(values.get("course_id", ""), values.get("sis_user_id", ""),
+                self.fail(line, Outcome(values.get("course_id", ""), values.get("sis_user_id", ""),
                                            "failed", dry_run=self.dry_run), str(exc))
         for course in dict.fromkeys(p[1] for p in parsed):
             mine = [p for p in parsed if p[1] == course]
@@ -209,7 +341,7 @@ class Batch:
                 found = self.lookup(course, [p[2] for p in mine])
             except cc.CanvasError as exc:
                 for line, _, sis, _ in mine:
-                    self.fail(line, cc.Outcome(course, sis, "failed", dry_run=self.dry_run), str(exc))
+                    self.fail(line, Outcome(course, sis, "failed", dry_run=self.dry_run), str(exc))
                 continue
             for line, _, sis, params in mine:
                 self.plan_row(line, course, sis, params, found.get(sis, []))
@@ -226,7 +358,7 @@ class Batch:
         try:
             outcomes = self.job.plan(self.canvas, course, sis, rows, params, self.dry_run)
         except cc.CanvasError as exc:
-            return self.fail(line, cc.Outcome(course, sis, "failed", dry_run=self.dry_run), str(exc))
+            return self.fail(line, Outcome(course, sis, "failed", dry_run=self.dry_run), str(exc))
         for outcome in outcomes:
             if outcome.action == "unchanged" or self.dry_run:
                 self.done(line, outcome)
@@ -308,7 +440,7 @@ def run_rows(rows, total, job, *, prog, config, dry_run, as_json, verbose, timeo
     canvas = cc.connect(config, timeout, retries, verbose, pool=workers)
     log = None if dry_run else AuditLog(log_path or DEFAULT_LOG, " ".join(sys.argv) or prog,
                                         canvas.config.token)
-    batch = Batch(canvas, job, cc.Reporter(canvas.config.token, as_json), log, workers,
+    batch = Batch(canvas, job, Reporter(canvas.config.token, as_json), log, workers,
                   dry_run, total)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) \
         if threading.current_thread() is threading.main_thread() else None
@@ -365,11 +497,11 @@ def undo_plan(canvas, course, sis, rows, entry, dry_run):
     now = row["enrollment_state"]
     if now != entry["after"]:
         if now == target:
-            return [cc.Outcome.from_row(course, sis, row, "unchanged", dry_run=dry_run)]
+            return [Outcome.from_row(course, sis, row, "unchanged", dry_run=dry_run)]
         raise cc.CanvasError(
             f"enrollment {entry['enrollment_id']} is {now} now, not {entry['after']} as the run "
             "left it; changed since, so not undone")
-    return [cc.Outcome.from_row(course, sis, row, UNDO[entry["first_action"]], after=target,
+    return [Outcome.from_row(course, sis, row, UNDO[entry["first_action"]], after=target,
                                 dry_run=dry_run)]
 
 
@@ -414,7 +546,7 @@ def add_batch_options(parser, undo=False):
 
 
 def _workers(text):
-    value = cc.non_negative_int(text)
+    value = non_negative_int(text)
     if not 1 <= value <= 16:
         raise argparse.ArgumentTypeError("--workers must be from 1 to 16")
     return value
