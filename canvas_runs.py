@@ -424,6 +424,32 @@ class Batch:
                 print(f"  ... and {self.counts['failed'] - MAX_LISTED} more", file=sys.stderr)
 
 
+def run_one(job: Job, course, sis_id, params, *, config, dry_run, as_json, verbose, timeout,
+            retries, log_path=None) -> int:
+    """One user from the command line: the same plan and apply as a batch row."""
+    canvas = cc.connect(config, timeout, retries, verbose)
+    report = Reporter(canvas.config.token, as_json)
+    rows = cc.user_enrollments(canvas, course, sis_id)
+    outcomes = job.plan(canvas, course, sis_id, rows, params, dry_run)
+    log = AuditLog(log_path, " ".join(sys.argv), canvas.config.token) \
+        if log_path and not dry_run and any(o.action != "unchanged" for o in outcomes) else None
+    try:
+        for outcome in outcomes:
+            if outcome.action != "unchanged" and not dry_run:
+                try:
+                    job.apply(canvas, outcome, params)
+                except cc.CanvasError as exc:
+                    outcome.after, exc.outcome = outcome.before, outcome
+                    raise
+                if log:
+                    log.record(outcome)
+            report(outcome)
+    finally:
+        if log:
+            log.close()
+    return cc.EXIT_OK
+
+
 def run_csv(path, job: Job, *, prog, config, dry_run, as_json, verbose, timeout, retries,
             workers, log_path) -> int:
     """Run every row of a CSV file; return the exit code (0 all done, 1 any row failed)."""

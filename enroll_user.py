@@ -11,9 +11,9 @@ second enrollment in the default section, or silently reactivate one.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import shlex
-import sys
 
 import canvas_runs as runs
 import canvas_common as cc
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="student, teacher, ta, observer or designer (or StudentEnrollment, ...)")
     parser.add_argument("--section", type=runs.arg_type(cc.parse_section),
                         help="enroll in this section (id or sis_section_id:XYZ); default: the course's default section")
-    parser.add_argument("--state", choices=STATES, default="active", type=str.lower,
+    parser.add_argument("--state", choices=STATES, default=None, type=str.lower,
                         help="state of a new enrollment (default: active, no invitation to accept)")
     parser.add_argument("--notify", action="store_true",
                         help="send Canvas's enrollment notification (off by default)")
@@ -107,23 +107,14 @@ def apply(canvas, outcome, params) -> runs.Outcome:
     return outcome
 
 
+JOB = runs.Job(("course_id", "sis_user_id", "role"), parse_row, plan_user, apply)
+
+
 def enroll_user(course, sis_id, role, *, section=None, state="active", notify=False,
-                config=None, dry_run=False, as_json=False, verbose=False, timeout=30.0,
-                retries=5, log_path=None) -> int:
+                log_path=None, **options) -> int:
     """Enroll one user unless they already hold the role; return the exit code."""
-    canvas = cc.connect(config, timeout, retries, verbose)
-    report = runs.Reporter(canvas.config.token, as_json)
-    rows = cc.user_enrollments(canvas, course, sis_id)
     params = {"role": role, "section": section, "state": state, "notify": notify}
-    for outcome in plan_user(canvas, course, sis_id, rows, params, dry_run):
-        if outcome.action == "created" and not dry_run:
-            apply(canvas, outcome, params)
-            if log_path:
-                log = runs.AuditLog(log_path, " ".join(sys.argv), canvas.config.token)
-                log.record(outcome)
-                log.close()
-        report(outcome)
-    return cc.EXIT_OK
+    return runs.run_one(JOB, course, sis_id, params, log_path=log_path, **options)
 
 
 def main(argv=None) -> int:
@@ -132,14 +123,15 @@ def main(argv=None) -> int:
     if (args.csv is None) == (args.course is None) or \
             (args.course is not None and (args.sis_id is None or args.role is None)):
         parser.error("give COURSE SIS_ID ROLE, or --csv FILE")
+    if args.csv is not None and (args.section or args.state):
+        parser.error("with --csv, give section and state as CSV columns")
     if args.csv is not None:
-        job = runs.Job(("course_id", "sis_user_id", "role"),
-                               functools.partial(parse_row, notify=args.notify), plan_user, apply)
+        job = dataclasses.replace(JOB, parse=functools.partial(parse_row, notify=args.notify))
         work = functools.partial(runs.run_csv, args.csv, job, prog=parser.prog,
                                  workers=args.workers, log_path=args.log, **runs.common_options(args))
     else:
         work = functools.partial(enroll_user, args.course, args.sis_id, args.role,
-                                 section=args.section, state=args.state, notify=args.notify,
+                                 section=args.section, state=args.state or "active", notify=args.notify,
                                  log_path=args.log, **runs.common_options(args))
     failed = runs.Outcome(args.course, args.sis_id, "failed", role=args.role, dry_run=args.dry_run)
     return runs.run_work(parser.prog, work, args.json, failed)

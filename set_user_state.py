@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 
 import canvas_runs as runs
 import canvas_common as cc
@@ -121,27 +120,11 @@ def current_state(canvas: cc.Canvas, outcome: runs.Outcome):
 JOB = runs.Job(("course_id", "sis_user_id", "state"), parse_row, plan_user, apply)
 
 
-def set_user_state(course, sis_id, state, *, role=None, section=None, config=None,
-                   dry_run=False, as_json=False, verbose=False, timeout=30.0, retries=5,
-                   log_path=None) -> int:
+def set_user_state(course, sis_id, state, *, role=None, section=None, log_path=None,
+                   **options) -> int:
     """Bring every selected enrollment of one user to state; return the exit code."""
-    canvas = cc.connect(config, timeout, retries, verbose)
-    report = runs.Reporter(canvas.config.token, as_json)
-    log = runs.AuditLog(log_path, " ".join(sys.argv), canvas.config.token) \
-        if log_path and not dry_run else None
-    rows = cc.user_enrollments(canvas, course, sis_id)
-    params = {"state": state, "role": role, "section": section}
-    for outcome in plan_user(canvas, course, sis_id, rows, params, dry_run):
-        if outcome.action != "unchanged" and not dry_run:
-            try:
-                apply(canvas, outcome)
-            except cc.CanvasError as exc:
-                outcome.after, exc.outcome = outcome.before, outcome
-                raise
-            if log:
-                log.record(outcome)
-        report(outcome)
-    return cc.EXIT_OK
+    return runs.run_one(JOB, course, sis_id, {"state": state, "role": role, "section": section},
+                        log_path=log_path, **options)
 
 
 def main(argv=None) -> int:
@@ -151,6 +134,10 @@ def main(argv=None) -> int:
     if (args.csv is not None) + (args.undo is not None) + given != 1 or \
             (given and (args.sis_id is None or args.state is None)):
         parser.error("give COURSE SIS_ID STATE, or --csv FILE, or --undo LOG")
+    if not given and (args.role or args.section):
+        parser.error("with --csv, give role and section as CSV columns")
+    if args.run and args.undo is None:
+        parser.error("--run goes with --undo LOG")
     common = runs.common_options(args)
     if args.csv is not None:
         work = functools.partial(runs.run_csv, args.csv, JOB, prog=parser.prog,

@@ -99,6 +99,23 @@ def test_missing_file_and_mixed_usage(canvas, run, tmp_path):
     assert r.code == 2 and "or --csv FILE" in r.err
     r = run(set_user_state, "--csv", tmp_path / "x.csv", "--workers", "0")
     assert r.code == 2 and canvas.requests == []
+    r = run(enroll_user, "--csv", tmp_path / "x.csv", "--section", "1")
+    assert r.code == 2 and "as CSV columns" in r.err
+    r = run(set_user_state, "--csv", tmp_path / "x.csv", "--role", "ta")
+    assert r.code == 2 and "as CSV columns" in r.err
+
+
+def test_single_user_run_logs_when_asked(canvas, course, people, run, tmp_path):
+    canvas.store.enroll(people[0], course)
+    log = tmp_path / "one.jsonl"
+    r = run(set_user_state, course.id, "P000", "inactive", "--log", log)
+    assert r.code == 0 and r.err == ""
+    r = run(set_user_state, course.id, "P000", "inactive", "--log", log)  # nothing changed
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["event"] for e in entries] == ["start", "change"]
+    assert entries[1]["before"] == "active" and entries[1]["after"] == "inactive"
+    r = run(set_user_state, "--undo", log)
+    assert r.code == 0 and canvas.store.states_of("P000") == ["active"]
 
 
 def test_dry_run_batch_writes_nothing_and_logs_nothing(canvas, course, people, run, tmp_path):
