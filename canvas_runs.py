@@ -34,7 +34,6 @@ BLOCK_ROWS = 1000
 MAX_LISTED = 50  # failed rows named in the summary; --json has them all
 
 
-
 # --- results and options, for single runs and batches --------------------------
 
 
@@ -305,7 +304,7 @@ class Batch:
         self.workers, self.dry_run, self.total = workers, dry_run, total
         self.counts = {"created": 0, "changed": 0, "unchanged": 0, "failed": 0}
         self.failures: list[str] = []
-        self.rows_done = 0
+        self.rows_read = 0
         self.progress = sys.stderr.isatty()
 
     def run(self, rows) -> None:
@@ -328,8 +327,11 @@ class Batch:
                 raise
 
     def run_block(self, block):
+        self.drain(0)  # the previous block's writes land before these users are looked up
+        self.planned: dict[tuple, int] = {}  # a write already planned in this block -> its line
         parsed = []
         for line, values in block:
+            self.rows_read += 1
             try:
                 parsed.append((line, *self.job.parse(values)))
             except ValueError as exc:
@@ -360,9 +362,15 @@ class Batch:
         except cc.CanvasError as exc:
             return self.fail(line, Outcome(course, sis, "failed", dry_run=self.dry_run), str(exc))
         for outcome in outcomes:
+            key = (course, outcome.enrollment_id) if outcome.enrollment_id else \
+                (course, sis, outcome.role, params.get("section"))
+            if outcome.action != "unchanged" and key in self.planned:
+                # the same change twice in one file: write once, never race with ourselves
+                outcome.action, outcome.hint = "unchanged", f"done by line {self.planned[key]}"
             if outcome.action == "unchanged" or self.dry_run:
                 self.done(line, outcome)
             else:
+                self.planned[key] = line
                 self.drain(self.workers * 2)  # bounded queue: memory stays flat
                 self.pending.add(self.pool.submit(self.write, line, outcome, params))
 
@@ -390,7 +398,7 @@ class Batch:
             "created" if outcome.action == "created" else "changed"
         self.counts[key] += 1
         self.report(outcome, row=line)
-        self.tick()
+        self.show_progress()
 
     def fail(self, line, outcome, error):
         outcome.action, outcome.error = "failed", error
@@ -398,12 +406,11 @@ class Batch:
         if len(self.failures) < MAX_LISTED:  # memory stays flat on huge files
             self.failures.append(f"  line {line} ({outcome.sis_user_id}): {error}")
         self.report(outcome, row=line)
-        self.tick()
+        self.show_progress()
 
-    def tick(self):
-        self.rows_done += 1
+    def show_progress(self):
         if self.progress:
-            print(f"\r{self.rows_done}/{self.total} ... {self.summary()}", end="",
+            print(f"\rrow {self.rows_read}/{self.total}: {self.summary()}", end="",
                   file=sys.stderr, flush=True)
 
     def summary(self) -> str:
@@ -414,7 +421,7 @@ class Batch:
         if self.progress:
             print(file=sys.stderr)
         if stopped:
-            print(f"{stopped} after {self.rows_done} of {self.total} results "
+            print(f"{stopped} at row {self.rows_read} of {self.total} "
                   f"({self.summary()}); run the same command again to finish", file=sys.stderr)
             return
         print(f"summary: {self.summary()}", file=sys.stderr)

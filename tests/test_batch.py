@@ -69,6 +69,18 @@ def test_state_batch_mixed_good_and_bad_rows(canvas, course, people, run, tmp_pa
     assert canvas.store.states_of("P010") == ["active"] and canvas.store.states_of("P011") == ["inactive"]
 
 
+def test_the_same_change_twice_in_a_file_is_written_once(canvas, course, people, run, tmp_path):
+    canvas.store.enroll(people[0], course)
+    rows = [(course.id, "P000", "inactive")] * 3 + [(course.id, "P001", "student")] * 0
+    r = run(set_user_state, "--csv", write_csv(tmp_path / "s.csv", "course_id,sis_user_id,state", rows))
+    assert r.code == 0 and "changed 1, unchanged 2" in r.err and len(canvas.writes()) == 1
+    rows = [(course.id, "P002", "student"), (course.id, "P002", "Student")]
+    r = run(enroll_user, "--csv", write_csv(tmp_path / "e.csv", "course_id,sis_user_id,role", rows), "--json")
+    assert r.code == 0
+    assert sorted((o["row"], o["action"]) for o in r.json()) == [(2, "created"), (3, "unchanged")]
+    assert len(canvas.store.enrollments_of("P002")) == 1 and len(canvas.calls("POST")) == 1
+
+
 def test_bom_blank_lines_order_and_stdin(canvas, course, people, run, tmp_path, monkeypatch):
     canvas.store.enroll(people[0], course)
     data = f"\ufeffstate,Course_ID,sis_user_id\n\ninactive,{course.id},P000\n\n"
