@@ -17,6 +17,7 @@ import random
 import re
 import stat
 import sys
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
@@ -110,7 +111,7 @@ def canvas_message(resp: requests.Response) -> str:
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list):
-            messages += [e.get("message", "") for e in errors if isinstance(e, dict)]
+            messages += [str(e.get("message", "")) for e in errors if isinstance(e, dict)]
         elif isinstance(errors, dict):  # model validation: {"attr": [{"message": ...}]}
             for attr, items in errors.items():
                 for item in items if isinstance(items, list) else []:
@@ -138,11 +139,11 @@ def error_for(resp: requests.Response, not_found: str) -> CanvasError:
     if is_throttled(resp):
         return CanvasThrottled(
             "Canvas is still rate-limiting this token after all retries; "
-            "wait a few minutes and run again (or use fewer --workers)")
+            "wait a few minutes and run again (a batch: with fewer --workers)")
     if status == 401:
         return CanvasAuthError(
-            f"Canvas rejected the access token ({msg}): make a new token in "
-            "Canvas (Account > Settings > New access token) and put it in the config")
+            f"Canvas rejected the access token ({msg}): make a new token in Canvas "
+            "(Account > Settings > New access token) and put it in the config file or CANVAS_TOKEN")
     if status == 403:
         return CanvasForbidden(
             f"Canvas says the token's user is not permitted to do this ({msg}); "
@@ -368,6 +369,10 @@ class Canvas:
         self.retries = retries
         self.verbose = verbose
         self.session = make_session(config.token)
+        # One pause for every worker: throttling is per token, so when Canvas
+        # asks one request to back off, all of them must.
+        self._pause_until = 0.0
+        self._pause_lock = threading.Lock()
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -389,6 +394,7 @@ class Canvas:
             url = self.config.base_url + url
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
+            self._wait_pause()
             started = time.monotonic()
             try:
                 resp = self.session.request(method, url, params=params, data=data,
@@ -415,17 +421,28 @@ class Canvas:
             return resp
 
     def _pace(self, resp: requests.Response):
-        """Slow down before Canvas's leaky bucket runs dry."""
+        """Slow every worker down as Canvas's leaky bucket nears empty."""
         try:
             remaining = float(resp.headers.get("X-Rate-Limit-Remaining", "inf"))
         except ValueError:
             return
         if remaining < LOW_RATE_REMAINING:
-            time.sleep(min(2.0, (LOW_RATE_REMAINING - remaining) / LOW_RATE_REMAINING * 2.0))
+            self._pause(min(2.0, (LOW_RATE_REMAINING - remaining) / LOW_RATE_REMAINING * 2.0))
 
     def _backoff(self, attempt: int, retry_after):
+        """Exponential backoff with full jitter, or Canvas's Retry-After."""
         delay = retry_after if retry_after is not None else random.uniform(0, 0.5 * 2 ** attempt)
-        time.sleep(min(delay, 60.0))
+        self._pause(min(delay, 60.0))
+        self._wait_pause()
+
+    def _pause(self, seconds: float):
+        with self._pause_lock:
+            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+
+    def _wait_pause(self):
+        delay = self._pause_until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
     def _network_error(self, exc: requests.RequestException, method: str) -> CanvasError:
         host = urlsplit(self.config.base_url).netloc

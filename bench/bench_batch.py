@@ -26,7 +26,7 @@ from standin import StandinCanvas  # noqa: E402
 TOKEN = "bench-token"
 
 
-def build(enrolled: int, latency):
+def build(enrolled: int, latency, cost):
     canvas = StandinCanvas().start()
     store = canvas.store
     store.tokens[TOKEN] = "admin"
@@ -34,7 +34,7 @@ def build(enrolled: int, latency):
     for n in range(enrolled):
         store.enroll(store.add_user(f"S{n:05d}", f"Student {n:05d}"), course)
     canvas.latency = latency
-    canvas.bucket = (600.0, 10.0, 0.5)  # Canvas's high-water mark and outflow; cost per request
+    canvas.bucket = (600.0, 10.0, cost)  # Canvas's high-water mark and outflow; cost per request
     return canvas
 
 
@@ -60,24 +60,24 @@ def loop(canvas, ids):
             print(f"  loop: {n}/{len(ids)}", file=sys.stderr)
 
 
-def batch(canvas, ids, tmp):
+def batch(canvas, ids, tmp, workers):
     csv = Path(tmp, "change.csv")
     csv.write_text("course_id,sis_user_id,state\n" +
                    "".join(f"sis_course_id:BIG-2027,{sis},inactive\n" for sis in ids))
     proc = subprocess.run([sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv),
-                           "--log", str(Path(tmp, "audit.jsonl"))],
+                           "--log", str(Path(tmp, "audit.jsonl")), "--workers", str(workers)],
                           env=env_for(canvas), capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"batch failed: {proc.stderr[-2000:]}")
 
 
 def measure(name, canvas, work):
-    start, before = time.monotonic(), len(canvas.requests)
+    start, before, refused = time.monotonic(), len(canvas.requests), canvas.throttled
     work()
     seconds = time.monotonic() - start
     calls = canvas.requests[before:]
     writes = sum(c["method"] != "GET" for c in calls)
-    print(f"{name:<28} {len(calls):>9} {writes:>7} {seconds:>9.1f}")
+    print(f"{name:<28} {len(calls):>9} {writes:>7} {canvas.throttled - refused:>10} {seconds:>9.1f}")
     return len(calls), seconds
 
 
@@ -86,19 +86,28 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=500, help="students to set inactive")
     parser.add_argument("--enrolled", type=int, default=3000, help="enrollments in the course")
     parser.add_argument("--latency-ms", type=float, nargs=2, default=(20, 50))
+    parser.add_argument("--workers", type=int, default=4, help="--workers for the batch")
+    parser.add_argument("--cost", type=float, default=0.5,
+                        help="rate-limit cost per request (Canvas: CPU+DB seconds; bucket 600, 10/s)")
+    parser.add_argument("--skip-loop", action="store_true",
+                        help="only the batch (to study --workers and --cost)")
     args = parser.parse_args(argv)
     latency = (args.latency_ms[0] / 1000, args.latency_ms[1] / 1000)
     ids = [f"S{n:05d}" for n in range(0, args.enrolled, max(1, args.enrolled // args.n))][:args.n]
-    looped, batched = build(args.enrolled, latency), build(args.enrolled, latency)
+    looped, batched = [build(args.enrolled, latency, args.cost) for _ in range(2)]
     try:
         print(f"N={len(ids)} students set inactive in a course of {args.enrolled} enrollments; "
-              f"latency {args.latency_ms[0]:g}-{args.latency_ms[1]:g} ms per request\n")
-        print(f"{'way':<28} {'requests':>9} {'writes':>7} {'seconds':>9}")
-        loop_calls, loop_s = measure("loop of single invocations", looped, lambda: loop(looped, ids))
+              f"latency {args.latency_ms[0]:g}-{args.latency_ms[1]:g} ms per request; "
+              f"batch with --workers {args.workers}\n")
+        print(f"{'way':<28} {'requests':>9} {'writes':>7} {'throttled':>10} {'seconds':>9}")
+        if not args.skip_loop:
+            loop_calls, loop_s = measure("loop of single invocations", looped, lambda: loop(looped, ids))
         with tempfile.TemporaryDirectory() as tmp:
-            batch_calls, batch_s = measure("one --csv run", batched, lambda: batch(batched, ids, tmp))
+            batch_calls, batch_s = measure("one --csv run", batched, lambda: batch(batched, ids, tmp, args.workers))
             rerun_calls, rerun_s = measure("--csv again (all done)", batched,
-                                           lambda: batch(batched, ids, tmp))
+                                           lambda: batch(batched, ids, tmp, args.workers))
+        if args.skip_loop:
+            return 0
         same = final_state(looped) == final_state(batched)
         print(f"\nbatch is {loop_s / batch_s:.1f}x faster with {loop_calls / batch_calls:.1f}x "
               f"fewer requests; final Canvas states {'identical' if same else 'DIFFER'}")

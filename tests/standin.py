@@ -214,6 +214,7 @@ class StandinCanvas:
         self.faults: list[Fault] = []
         self.requests: list[dict] = []
         self.throttle_status = 429
+        self.throttled = 0  # answers refused by the bucket
         self.bucket = None  # (high-water mark, outflow per second, cost per request)
         self._level, self._level_at = 0.0, time.monotonic()
         self._log_lock = threading.Lock()
@@ -239,6 +240,7 @@ class StandinCanvas:
         self.store = Store()
         self.faults, self.requests = [], []
         self.latency, self.bucket, self.throttle_status = (0.0, 0.0), None, 429
+        self.throttled = 0
         self.default_per_page, self.max_per_page = 10, 100
 
     def fault(self, fault: Fault) -> Fault:
@@ -261,14 +263,18 @@ class StandinCanvas:
         return None
 
     def bucket_remaining(self):
-        """Leaky bucket per server (one token in practice); None when off."""
+        """Leaky bucket per server (one token in practice): what remains after
+        this request, negative when it is refused; None when off."""
         if not self.bucket:
             return None
         hwm, outflow, cost = self.bucket
         with self._log_lock:
             now = time.monotonic()
-            self._level = max(0.0, self._level - (now - self._level_at) * outflow) + cost
+            self._level = max(0.0, self._level - (now - self._level_at) * outflow)
             self._level_at = now
+            if self._level + cost > hwm:
+                return hwm - self._level - cost  # refused up front, at no cost
+            self._level += cost
             return hwm - self._level
 
 
@@ -326,6 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             self.next_host = fault.location
         remaining = canvas.bucket_remaining()
         if remaining is not None and remaining < 0:
+            canvas.throttled += 1
             status = canvas.throttle_status
             reason = "Forbidden" if status == 403 else "Too Many Requests"
             return self.send(status, f"{status} {reason} (Rate Limit Exceeded)\n",

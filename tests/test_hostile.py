@@ -58,6 +58,10 @@ def test_any_sis_id_reaches_exactly_its_user(server, tmp_path, capsys, sis):
     (200, {"id": 1}, "not an enrollment"),
     (200, "<html>sign in</html>", "not JSON"),
     (418, "", "unexpected answer from Canvas: HTTP 418"),
+    (400, {"errors": [{"message": {"nested": ["odd"]}}]}, "nested"),
+    (400, ["not", "an", "object"], "Canvas refused the request: HTTP 400"),
+    (500, {"errors": "a string", "error_report_id": {"x": 1}}, "error report"),
+    (422, "x" * 5000, "Canvas refused the request: xxx"),
 ])
 def test_write_answers(canvas, course, run, status, body, words):
     canvas.store.add_user("S1")

@@ -103,3 +103,4 @@ def test_rate_limit_bucket(canvas, course, api):
     assert float(first.headers["X-Rate-Limit-Remaining"]) == 40
     second = api("GET", f"/api/v1/courses/{course.id}/enrollments")
     assert second.status_code == 429 and "Rate Limit Exceeded" in second.text
+    assert canvas.throttled == 1
