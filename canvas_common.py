@@ -275,25 +275,29 @@ def sis_ref(column: str, value: str) -> str:
 
 def parse_course(text: str) -> str:
     """A course argument, checked: numeric id or sis_course_id:XYZ; ValueError otherwise."""
-    prefix = "sis_course_id:"
-    if (text.isascii() and text.isdigit()) or (text.startswith(prefix) and text[len(prefix):]):
-        return text
-    raise ValueError(f"course must be a Canvas course id (12345) or sis_course_id:XYZ, not {text!r}")
-
-
-def course_path(course: str) -> str:
-    """/api/v1/courses/<id>, the SIS form escaped so no character can leave the segment."""
-    if course.startswith("sis_course_id:"):
-        course = sis_ref("sis_course_id", course[len("sis_course_id:"):])
-    return f"/api/v1/courses/{quote(course, safe=':')}"
+    return _canvas_id(text, "course", "sis_course_id")
 
 
 def parse_section(text: str) -> str:
-    """A section argument: numeric id or sis_section_id:XYZ; ValueError if malformed."""
-    prefix = "sis_section_id:"
-    if (text.isascii() and text.isdigit()) or (text.startswith(prefix) and text[len(prefix):]):
+    """A section argument, checked: numeric id or sis_section_id:XYZ; ValueError otherwise."""
+    return _canvas_id(text, "section", "sis_section_id")
+
+
+def _canvas_id(text: str, what: str, column: str) -> str:
+    if (text.isascii() and text.isdigit()) or (text.startswith(column + ":") and text != column + ":"):
         return text
-    raise ValueError(f"section must be a section id or sis_section_id:XYZ, not {text!r}")
+    raise ValueError(f"{what} must be a Canvas {what} id (12345) or {column}:XYZ, not {text!r}")
+
+
+def id_ref(text: str, column: str) -> str:
+    """A checked id as Canvas must receive it: numeric, or the SIS form via sis_ref."""
+    prefix = column + ":"
+    return sis_ref(column, text[len(prefix):]) if text.startswith(prefix) else text
+
+
+def course_path(course: str) -> str:
+    """/api/v1/courses/<id>, escaped so no character can leave the path segment."""
+    return f"/api/v1/courses/{quote(id_ref(course, 'sis_course_id'), safe=':')}"
 
 
 def parse_role(text: str) -> str:
@@ -533,7 +537,7 @@ class Canvas:
                 "enrollment[enrollment_state]": state,
                 "enrollment[notify]": "true" if notify else "false"}
         if section:
-            data["enrollment[course_section_id]"] = section
+            data["enrollment[course_section_id]"] = id_ref(section, "sis_section_id")
         where = f" or section {section}" if section else ""
         return self._enrollment(self.request(
             "POST", f"{course_path(course)}/enrollments", data=data,

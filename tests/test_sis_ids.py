@@ -46,3 +46,15 @@ def test_course_sis_ids_are_escaped(canvas, run, sis_course):
     r = run(set_user_state, f"sis_course_id:{sis_course}", "S1", "inactive")
     assert r.code == 0, r.err
     assert canvas.store.states_of("S1") == ["inactive"]
+
+
+@pytest.mark.parametrize("section_sis", ["LAB 1", " padded ", "a/b?c#d", "Å"])
+def test_section_sis_ids_reach_their_section(canvas, course, run, section_sis):
+    section = canvas.store.add_section(course, section_sis)
+    canvas.store.add_section(course, section_sis.strip() + "x")
+    canvas.store.add_user("S1")
+    r = run(enroll_user, course.id, "S1", "student", "--section", f"sis_section_id:{section_sis}")
+    assert r.code == 0, r.err
+    assert [e.course_section_id for e in canvas.store.enrollments_of("S1")] == [section.id]
+    r = run(set_user_state, course.id, "S1", "inactive", "--section", f"sis_section_id:{section_sis}")
+    assert r.code == 0 and canvas.store.states_of("S1") == ["inactive"]
