@@ -34,7 +34,19 @@ STEPS = [
     ("set_user_state.py", [COURSE, "s1001", "inactive"], 1,
      "SIS IDs are exact: a wrong one is one clear line and exit 1"),
     ("enroll_user.py", [COURSE, "S1001", "professor"], 2, "an unknown role is a usage error"),
+    ("enroll_user.py", ["--csv", "new-round.csv"], 0,
+     "a batch: the rest of the round from a CSV (summary on stderr, audit log written)"),
+    ("set_user_state.py", ["--csv", "interrupted.csv", "--json"], 0,
+     "two of them interrupt their studies"),
+    ("set_user_state.py", ["--undo", "enrollments.audit.jsonl"], 0,
+     "that was a mistake: --undo puts back what the last run changed"),
 ]
+FILES = {
+    "new-round.csv": "course_id,sis_user_id,role\n" + "".join(
+        f"{COURSE},S{n},student\n" for n in range(9010, 9030)) + "".join(
+        f"{COURSE},S{n},student\n" for n in range(1002, 1006)),
+    "interrupted.csv": f"course_id,sis_user_id,state\n{COURSE},S1002,inactive\n{COURSE},S1003,inactive\n",
+}
 
 
 def main() -> int:
@@ -45,6 +57,8 @@ def main() -> int:
             config = Path(tmp, "config.json")
             config.write_text(json.dumps({"canvas": {"host": canvas.url, "access_token": "demo-token"}}))
             config.chmod(0o600)
+            for name, text in FILES.items():
+                Path(tmp, name).write_text(text)
             print(f"Stand-in Canvas at {canvas.url}; config.json in {tmp}\n")
             failures = sum(not step(tmp, *s) for s in STEPS)
         print(f"{len(canvas.requests)} requests to the stand-in; "
@@ -60,10 +74,17 @@ def step(cwd, script, args, expected, why) -> bool:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
     proc = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True)
-    sys.stdout.write(proc.stdout + "".join(f"[stderr] {line}\n" for line in
-                                           proc.stderr.splitlines()[-1:]))
+    usage = ("usage:", " ")  # argparse's usage lines; the error line says it all
+    sys.stdout.write(tail(proc.stdout) + "".join(f"[stderr] {line}\n" for line in
+                                                 proc.stderr.splitlines() if not line.startswith(usage)))
     print(f"[exit {proc.returncode}]\n")
     return proc.returncode == expected
+
+
+def tail(text, lines=6):
+    """A batch prints a line per row; show its last few."""
+    rows = text.splitlines(keepends=True)
+    return "".join(rows) if len(rows) <= lines else f"[... {len(rows) - lines} more lines]\n" + "".join(rows[-lines:])
 
 
 if __name__ == "__main__":

@@ -610,4 +610,6 @@ def seed_demo(canvas: StandinCanvas, token="demo-token", filler=30):
     for n in range(filler):
         store.enroll(store.add_user(f"S{9000 + n}", f"Student {n:03d}"), course)
     store.add_user("S1001", "Ada Lovelace")
+    for n, name in enumerate(["Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov"]):
+        store.add_user(f"S{1002 + n}", name)
     return course

@@ -219,3 +219,41 @@ def test_interrupted_batch_stops_cleanly_and_rerun_finishes(canvas, tmp_path, si
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0 and f"created {200 - len(made)}," in rerun.stderr
     assert all(len(canvas.store.enrollments_of(f"B{i:04d}")) == 1 for i in range(200))
+
+
+def test_progress_line_only_on_a_terminal(canvas, tmp_path):
+    import os
+    import pty
+    course, args = _start_batch(canvas, tmp_path, n=30)
+    canvas.latency = (0, 0)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=follower, text=True)
+    out, _ = proc.communicate(timeout=60)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode())
+    os.close(leader)
+    err = "".join(chunks)
+    assert proc.returncode == 0 and "\rrow 30/30: created 30" in err and "summary: created 30" in err
+    assert "\r" not in out
+
+
+def test_killed_batch_leaves_only_whole_log_lines(canvas, tmp_path):
+    course, args = _start_batch(canvas, tmp_path)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while len(canvas.calls("POST")) < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait(timeout=10)
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]  # every line is whole JSON
+    made = {e.id for e in canvas.store.enrollments.values() if e.course_id == course.id}
+    assert {e["enrollment_id"] for e in entries if e["event"] == "change"} <= made
