@@ -98,6 +98,13 @@ class Reporter:
         print(cc.redact(text, self.token), file=self.stream, flush=True)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error here."""
+
+    def error(self, message):
+        self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def add_common_options(parser: argparse.ArgumentParser):
     parser.add_argument("--config", metavar="FILE",
                         help="JSON config file (default: CANVAS_URL/CANVAS_TOKEN, else ./config.json)")

@@ -22,9 +22,10 @@ STATES = ("active", "invited", "inactive")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="enroll_user.py", description="Enroll a user in a Canvas course by SIS ID.")
-    parser.add_argument("course", nargs="?", type=runs.arg_type(cc.parse_course),
+    parser = runs.Parser(
+        prog="enroll_user.py", description="Enroll a user in a Canvas course by SIS ID.",
+        usage="%(prog)s [options] COURSE SIS_ID ROLE\n       %(prog)s [options] --csv FILE")
+    parser.add_argument("course", nargs="?", metavar="COURSE", type=runs.arg_type(cc.parse_course),
                         help="course id (12345) or sis_course_id:XYZ")
     parser.add_argument("sis_id", nargs="?", type=runs.arg_type(cc.parse_sis_id), metavar="SIS_ID",
                         help="the user's SIS ID (exact, case-sensitive)")

@@ -21,15 +21,18 @@ TARGETS = {"inactive": "deactivated", "active": "reactivated"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runs.Parser(
         prog="set_user_state.py",
-        description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.")
-    parser.add_argument("course", nargs="?", type=runs.arg_type(cc.parse_course),
+        description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.",
+        usage="%(prog)s [options] COURSE SIS_ID {inactive,active}\n"
+              "       %(prog)s [options] --csv FILE\n"
+              "       %(prog)s [options] --undo LOG [--run ID]")
+    parser.add_argument("course", nargs="?", metavar="COURSE", type=runs.arg_type(cc.parse_course),
                         help="course id (12345) or sis_course_id:XYZ")
     parser.add_argument("sis_id", nargs="?", type=runs.arg_type(cc.parse_sis_id), metavar="SIS_ID",
                         help="the user's SIS ID (exact, case-sensitive)")
-    parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower,
-                        help="inactive: keep grades, remove access; active: give access back")
+    parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
+                        help="inactive (keep grades, remove access) or active (give access back)")
     parser.add_argument("--role", type=runs.arg_type(cc.parse_role),
                         help="only change enrollments with this role (student, teacher, ta, observer, designer)")
     parser.add_argument("--section", type=runs.arg_type(cc.parse_section),

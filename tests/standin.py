@@ -613,3 +613,23 @@ def seed_demo(canvas: StandinCanvas, token="demo-token", filler=30):
     for n, name in enumerate(["Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov"]):
         store.add_user(f"S{1002 + n}", name)
     return course
+
+
+def main() -> int:
+    """Serve the demo course until Ctrl-C, to try the scripts by hand."""
+    canvas = StandinCanvas().start()
+    seed_demo(canvas, token="demo-token")
+    print(f"stand-in Canvas at {canvas.url}; try:\n"
+          f"  export CANVAS_URL={canvas.url} CANVAS_TOKEN=demo-token\n"
+          "  python enroll_user.py sis_course_id:PHYS2-2027 S1001 student", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        canvas.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

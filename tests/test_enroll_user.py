@@ -31,6 +31,7 @@ def test_roles_in_any_case_and_type_names(canvas, course, run, word, type_name):
 def test_unknown_role_is_usage_error_before_any_request(canvas, run):
     r = run(enroll_user, "1", "S1", "professor")
     assert r.code == 2 and "unknown role 'professor'" in r.err and canvas.requests == []
+    assert r.err.count("\n") == 1 and r.err.startswith("enroll_user.py: error: argument ROLE")
 
 
 def test_already_active_changes_nothing(canvas, course, run):

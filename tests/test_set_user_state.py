@@ -129,6 +129,7 @@ def test_unknown_course_is_one_line(canvas, run):
 def test_unknown_state_is_usage_error_before_any_request(canvas, run):
     r = run(set_user_state, "1", "S1", "paused")
     assert r.code == 2 and "invalid choice" in r.err and canvas.requests == []
+    assert r.err.count("\n") == 1
 
 
 def test_lost_answer_on_deactivate_is_checked_not_repeated(canvas, course, run):
