@@ -95,5 +95,6 @@ def run_script(script, *args, env=None, timeout=60):
 from hypothesis import settings  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, max_examples=150, deadline=None)
+settings.register_profile("hunt", max_examples=2000, deadline=None)  # --hypothesis-profile=hunt
 if os.environ.get("CI"):
     settings.load_profile("ci")
