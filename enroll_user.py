@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("role", nargs="?", type=runs.arg_type(cc.parse_role), metavar="ROLE",
                         help="student, teacher, ta, observer or designer (or StudentEnrollment, ...)")
     parser.add_argument("--section", type=runs.arg_type(cc.parse_section),
-                        help="enroll in this section (id or sis_section_id:XYZ); default: the course's default section")
+                        help="enroll in this section (id or sis_section_id:XYZ); "
+                             "default: the course's default section")
     parser.add_argument("--state", choices=STATES, default=None, type=str.lower,
                         help="state of a new enrollment (default: active, no invitation to accept)")
     parser.add_argument("--notify", action="store_true",

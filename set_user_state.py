@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                         help="inactive (keep grades, remove access) or active (give access back)")
     parser.add_argument("--role", type=runs.arg_type(cc.parse_role),
-                        help="only change enrollments with this role (student, teacher, ta, observer, designer)")
+                        help="only change enrollments with this role "
+                             "(student, teacher, ta, observer, designer)")
     parser.add_argument("--section", type=runs.arg_type(cc.parse_section),
                         help="only change enrollments in this section (id or sis_section_id:XYZ)")
     runs.add_common_options(parser)
@@ -75,7 +76,8 @@ def plan(course: str, sis_id: str, rows: list[dict], target: str,
         state = row.get("enrollment_state")
         if cc.state_group(state) == target:
             hint = "invited, has not accepted yet" if state in ("invited", "creation_pending") else ""
-            outcomes.append(runs.Outcome.from_row(course, sis_id, row, "unchanged", dry_run=dry_run, hint=hint))
+            outcomes.append(runs.Outcome.from_row(course, sis_id, row, "unchanged",
+                                                  dry_run=dry_run, hint=hint))
         else:
             outcomes.append(runs.Outcome.from_row(course, sis_id, row, TARGETS[target],
                                                 after=target, dry_run=dry_run))

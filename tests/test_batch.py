@@ -40,7 +40,7 @@ def test_enroll_batch_of_hundreds_with_faults(canvas, course, people, run, tmp_p
     posts = len(canvas.calls("POST"))
     assert posts <= 300 + 5  # only throttled POSTs were sent again
     assert len(canvas.calls("GET")) <= 40
-    changes = [json.loads(l) for l in log.read_text().splitlines() if '"change"' in l]
+    changes = [json.loads(line) for line in log.read_text().splitlines() if '"change"' in line]
     assert len(changes) == 300 and TOKEN not in log.read_text()
     before = len(canvas.requests)
     r = run(enroll_user, "--csv", csv, "--log", log)
@@ -152,7 +152,7 @@ def test_undo_puts_back_the_last_run(canvas, course, people, run, tmp_path):
     r = run(set_user_state, "--csv", write_csv(tmp_path / "s.csv", "course_id,sis_user_id,state", rows),
             "--log", log)
     assert r.code == 0 and "changed 15" in r.err
-    runs = [json.loads(l)["run"] for l in log.read_text().splitlines() if '"start"' in l]
+    runs = [json.loads(line)["run"] for line in log.read_text().splitlines() if '"start"' in line]
     r = run(set_user_state, "--undo", log, "--dry-run", "--json")
     assert r.code == 0 and len(r.json()) == 15 and canvas.store.states_of("P000") == ["inactive"]
     r = run(set_user_state, "--undo", log)
@@ -212,8 +212,8 @@ def test_interrupted_batch_stops_cleanly_and_rerun_finishes(canvas, tmp_path, si
     assert err.count("\n") == 1 and word in err and "run the same command again" in err
     assert "Traceback" not in err
     made = {e.id for e in canvas.store.enrollments.values() if e.course_id == course.id}
-    logged = {json.loads(l)["enrollment_id"] for l in (tmp_path / "audit.jsonl").read_text().splitlines()
-              if '"change"' in l}
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    logged = {json.loads(line)["enrollment_id"] for line in lines if '"change"' in line}
     assert logged == made and 0 < len(made) < 200
     canvas.latency = (0, 0)
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)

@@ -18,8 +18,9 @@ def test_default_listing_includes_inactive_for_admins_only(canvas, course, api):
     store = canvas.store
     for sis, state in [("A1", "active"), ("I1", "inactive"), ("C1", "completed"), ("V1", "invited")]:
         store.enroll(store.add_user(sis), course, state=state)
-    states = lambda: sorted(e["enrollment_state"] for e in
-                            api("GET", f"/api/v1/courses/{course.id}/enrollments").json())
+    def states():
+        listing = api("GET", f"/api/v1/courses/{course.id}/enrollments").json()
+        return sorted(e["enrollment_state"] for e in listing)
     assert states() == ["active", "inactive", "invited"]
     store.tokens[TOKEN] = "nosis"
     assert states() == ["active", "invited"]
