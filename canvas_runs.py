@@ -86,16 +86,15 @@ class Outcome:
 class Reporter:
     """Prints results on stdout (text or JSON lines) with the token scrubbed."""
 
-    def __init__(self, token: str, as_json: bool, stream=None):
+    def __init__(self, token: str, as_json: bool):
         self.token, self.as_json = token, as_json
-        self.stream = stream or sys.stdout
 
     def __call__(self, outcome: Outcome, **extra):
         if outcome.action == "failed" and not self.as_json:
             return  # the error line on stderr says it
         text = json.dumps({**outcome.as_dict(), **extra}, ensure_ascii=False) \
             if self.as_json else outcome.describe()
-        print(cc.redact(text, self.token), file=self.stream, flush=True)
+        print(cc.redact(text, self.token), flush=True)
 
 
 class Parser(argparse.ArgumentParser):

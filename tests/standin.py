@@ -84,7 +84,7 @@ class Fault:
 
     kind: "status" answers status/body instead of doing the work; "after" does
     the work, then answers status (a lost answer); "delay" waits seconds first;
-    "reset" closes the connection (after doing the work if apply is set);
+    "reset" does the work, then closes the connection without an answer;
     "truncated" sends half a body; "not_json" answers 200 with HTML;
     "redirect" answers 302 to location; "next_host" makes list links point at
     location.
@@ -98,7 +98,6 @@ class Fault:
     body: object = None
     headers: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
-    apply: bool = False
     location: str = "https://evil.example.com"
 
     def matches(self, method, path):
