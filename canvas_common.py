@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import http.cookiejar
 import ipaddress
 import json
 import os
@@ -338,6 +339,8 @@ def make_session(token: str) -> requests.Session:
     session.headers.update({"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
                             "Accept": "application/json"})
     session.trust_env = False  # no .netrc or proxy may see or replace the token
+    # stateless: the token alone authenticates, and workers share no cookie state
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return session
 
 

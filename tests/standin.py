@@ -312,7 +312,8 @@ class Handler(BaseHTTPRequestHandler):
         with canvas._log_lock:
             canvas.requests.append({"method": method, "path": split.path, "raw": self.path,
                                     "query": self.query, "form": self.form,
-                                    "authorization": auth, "time": time.monotonic()})
+                                    "authorization": auth, "cookie": self.headers.get("Cookie"),
+                                    "time": time.monotonic()})
         low, high = canvas.latency
         if high:
             time.sleep(random.uniform(low, high))
@@ -355,7 +356,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
             return
-        self.send(status, body, {**headers, **self.extra_headers})
+        cookie = {"Set-Cookie": "_normandy_session=abc; path=/"}  # Canvas sets one; clients must not echo it
+        self.send(status, body, {**headers, **self.extra_headers, **cookie})
 
     def send(self, status, body, headers=None):
         headers = dict(headers or {})

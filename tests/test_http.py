@@ -161,5 +161,5 @@ def test_server_echoing_the_token_is_redacted(canvas, course, enrolled, run):
 def test_token_goes_only_as_bearer_header(canvas, course, enrolled, run):
     run(set_user_state, course.id, "S1", "inactive")
     for call in canvas.requests:
-        assert call["authorization"] == f"Bearer {TOKEN}"
+        assert call["authorization"] == f"Bearer {TOKEN}" and call["cookie"] is None
         assert TOKEN not in call["raw"] and TOKEN not in str(call["form"])
