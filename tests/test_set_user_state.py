@@ -121,6 +121,27 @@ def test_sis_ids_are_case_sensitive_and_rows_are_checked(canvas, course, run):
     assert canvas.store.states_of("ABC1") == ["inactive"]
 
 
+def test_loose_server_matches_never_reach_another_user(canvas, course, run, tmp_path):
+    """A server whose SIS search is loose (case-insensitive substring) still
+    cannot make the scripts touch anyone but the exact SIS ID."""
+    canvas.loose_search = True
+    store = canvas.store
+    others = [store.enroll(store.add_user(s), course) for s in ("ABC", "abc1", "xabc")]
+    store.enroll(store.add_user("abc"), course)
+    r = run(set_user_state, course.id, "abc", "inactive", "--json")
+    assert r.code == 0 and [o["sis_user_id"] for o in r.json()] == ["abc"]
+    assert store.states_of("abc") == ["inactive"] and all(o.workflow_state == "active" for o in others)
+    r = run(set_user_state, "--csv", write_csv(tmp_path, course, ["abc", "ABC"]), "--json")
+    assert r.code == 0 and sorted(o["sis_user_id"] for o in r.json()) == ["ABC", "abc"]
+    assert [o.workflow_state for o in others] == ["inactive", "active", "active"]
+
+
+def write_csv(tmp_path, course, ids):
+    path = tmp_path / "in.csv"
+    path.write_text("course_id,sis_user_id,state\n" + "".join(f"{course.id},{i},inactive\n" for i in ids))
+    return path
+
+
 def test_unknown_course_is_one_line(canvas, run):
     r = run(set_user_state, "sis_course_id:NOPE", "S1", "inactive")
     assert r.code == 1 and r.err == "set_user_state.py: error: course sis_course_id:NOPE not found: check the course id\n"
