@@ -627,8 +627,21 @@ def connect(config_path, timeout, retries, verbose, pool=1) -> Canvas:
 
 def user_enrollments(canvas: Canvas, course: str, sis_id: str) -> list[dict]:
     """The user's active (incl. invited) and inactive enrollments: two lookups."""
-    return (canvas.enrollments(course, [sis_id], ACTIVE_STATES)
-            + canvas.enrollments(course, [sis_id], INACTIVE_STATES))
+    return users_enrollments(canvas, course, [sis_id]).get(sis_id, [])
+
+
+def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str]) -> dict[str, list]:
+    """Active and inactive enrollments of many users by SIS ID, the states asked separately."""
+    found: dict[str, list] = {}
+    for states in (ACTIVE_STATES, INACTIVE_STATES):
+        for row in canvas.enrollments(course, sis_ids, states):
+            found.setdefault(row_sis_id(row), []).append(row)
+    return found
+
+
+def no_such_user(sis_id: str) -> CanvasNotFound:
+    return CanvasNotFound(
+        f"Canvas has no user with SIS ID {sis_id!r}; check it (SIS IDs are case-sensitive)")
 
 
 def state_group(state: str) -> str:

@@ -346,21 +346,13 @@ class Batch:
         for course in dict.fromkeys(p[1] for p in parsed):
             mine = [p for p in parsed if p[1] == course]
             try:
-                found = self.lookup(course, [p[2] for p in mine])
+                found = cc.users_enrollments(self.canvas, course, [p[2] for p in mine])
             except cc.CanvasError as exc:
                 for line, _, sis, _ in mine:
                     self.fail(line, Outcome(course, sis, "failed", dry_run=self.dry_run), str(exc))
                 continue
             for line, _, sis, params in mine:
                 self.plan_row(line, course, sis, params, found.get(sis, []))
-
-    def lookup(self, course, sis_ids):
-        """All the users' active and inactive enrollments: a few bulk requests per course."""
-        found: dict[str, list] = {}
-        for states in (cc.ACTIVE_STATES, cc.INACTIVE_STATES):
-            for row in self.canvas.enrollments(course, sis_ids, states):
-                found.setdefault(cc.row_sis_id(row), []).append(row)
-        return found
 
     def plan_row(self, line, course, sis, params, rows):
         try:

@@ -94,7 +94,7 @@ def plan_user(canvas, course, sis_id, rows, params, dry_run=False):
     if held:
         return held
     if dry_run and not rows and not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
-        raise cc.CanvasNotFound(f"Canvas has no user with SIS ID {sis_id!r} (SIS IDs are case-sensitive)")
+        raise cc.no_such_user(sis_id)
     section_id = int(section) if section and section.isdigit() else None
     return [runs.Outcome(course, sis_id, "created", None, role, section_id, None, params["state"], dry_run)]
 

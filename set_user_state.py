@@ -93,8 +93,7 @@ def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasErr
             f"{sis_id}'s enrollment in course {course} is {states}, not active or inactive; "
             "Canvas cannot reactivate or deactivate it: enroll the user again with enroll_user.py")
     if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
-        return cc.CanvasNotFound(
-            f"Canvas has no user with SIS ID {sis_id!r}; check it (SIS IDs are case-sensitive)")
+        return cc.no_such_user(sis_id)
     return cc.CanvasNotFound(f"{sis_id} is not enrolled in course {course}")
 
 
