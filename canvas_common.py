@@ -18,7 +18,6 @@ import random
 import re
 import stat
 import sys
-import threading
 import time
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
@@ -47,7 +46,6 @@ EXIT_OK, EXIT_CANVAS, EXIT_USAGE = 0, 1, 2
 PER_PAGE = 100  # Canvas's maximum; fewer round trips
 # Canvas reads one query string; stay well under common proxy limits (8 KiB).
 MAX_QUERY_CHARS = 6000
-LOW_RATE_REMAINING = 200.0  # of Canvas's default high-water mark of 600
 RUBY_SPACE = " \t\n\v\f\r\0"  # what Ruby's strip removes (Python's strip removes more)
 
 
@@ -140,7 +138,7 @@ def error_for(resp: requests.Response, not_found: str) -> CanvasError:
     if is_throttled(resp):
         return CanvasThrottled(
             "Canvas is still rate-limiting this token after all retries; "
-            "wait a few minutes and run again (a batch: with fewer --workers)")
+            "wait a few minutes and run again")
     if status == 401:
         return CanvasAuthError(
             f"Canvas rejected the access token ({msg}): make a new token in Canvas "
@@ -358,6 +356,13 @@ def _retry_after(resp: requests.Response):
         return None
 
 
+def _remaining(resp: requests.Response):
+    try:
+        return float(resp.headers["X-Rate-Limit-Remaining"])
+    except (KeyError, ValueError):
+        return None
+
+
 def _never_sent(exc: requests.RequestException) -> bool:
     """True when the request cannot have reached Canvas (DNS, refused, connect timeout)."""
     if isinstance(exc, requests.ConnectTimeout):
@@ -376,10 +381,8 @@ class Canvas:
         self.retries = retries
         self.verbose = verbose
         self.session = make_session(config.token)
-        # One pause for every worker: throttling is per token, so when Canvas
-        # asks one request to back off, all of them must.
-        self._pause_until = 0.0
-        self._pause_lock = threading.Lock()
+        # told of every answer: (X-Rate-Limit-Remaining or None, throttled?)
+        self.observer = lambda remaining, throttled: None
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -401,7 +404,6 @@ class Canvas:
             url = self.config.base_url + url
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
-            self._wait_pause()
             started = time.monotonic()
             try:
                 resp = self.session.request(method, url, params=params, data=data,
@@ -414,6 +416,7 @@ class Canvas:
                 self._backoff(attempt, None)
                 continue
             self._log(method, resp.url, None, resp.status_code, started)
+            self.observer(_remaining(resp), is_throttled(resp))
             retryable = is_throttled(resp) or (method == "GET" and resp.status_code in (502, 503, 504))
             if retryable and not last:
                 self._backoff(attempt, _retry_after(resp))
@@ -424,32 +427,13 @@ class Canvas:
                     "not following it with the token: check the host in the config")
             if resp.status_code >= 400:
                 raise error_for(resp, not_found)
-            self._pace(resp)
             return resp
 
-    def _pace(self, resp: requests.Response):
-        """Slow every worker down as Canvas's leaky bucket nears empty."""
-        try:
-            remaining = float(resp.headers.get("X-Rate-Limit-Remaining", "inf"))
-        except ValueError:
-            return
-        if remaining < LOW_RATE_REMAINING:
-            self._pause(min(2.0, (LOW_RATE_REMAINING - remaining) / LOW_RATE_REMAINING * 2.0))
-
-    def _backoff(self, attempt: int, retry_after):
+    @staticmethod
+    def _backoff(attempt: int, retry_after):
         """Exponential backoff with full jitter, or Canvas's Retry-After."""
         delay = retry_after if retry_after is not None else random.uniform(0, 0.5 * 2 ** attempt)
-        self._pause(min(delay, 60.0))
-        self._wait_pause()
-
-    def _pause(self, seconds: float):
-        with self._pause_lock:
-            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
-
-    def _wait_pause(self):
-        delay = self._pause_until - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        time.sleep(min(delay, 60.0))
 
     def _network_error(self, exc: requests.RequestException, method: str) -> CanvasError:
         host = urlsplit(self.config.base_url).netloc

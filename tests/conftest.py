@@ -98,3 +98,18 @@ settings.register_profile("ci", derandomize=True, max_examples=150, deadline=Non
 settings.register_profile("hunt", max_examples=2000, deadline=None)  # --hypothesis-profile=hunt
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def audit_records(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def audit_writes(path):
+    """The writes an audit log records as made: each intent merged with its result."""
+    records = audit_records(path)
+    intents = {(r["run"], r["seq"]): r for r in records if r["event"] == "intent"}
+    made = []
+    for r in records:
+        if r["event"] == "result" and r["action"] in ("created", "deactivated", "reactivated", "deleted"):
+            made.append({**intents[(r.get("of_run") or r["run"], r["seq"])], **r, "event": "write"})
+    return made

@@ -262,20 +262,33 @@ class StandinCanvas:
                     return fault
         return None
 
-    def bucket_remaining(self):
-        """Leaky bucket per server (one token in practice): what remains after
-        this request, negative when it is refused; None when off."""
-        if not self.bucket:
-            return None
-        hwm, outflow, cost = self.bucket
+    # Canvas's LeakyBucket (app/middleware/request_throttle.rb): every request
+    # first reserves an up-front cost of 50 and is refused when that fills the
+    # bucket to its high-water mark; when it ends, the reservation is replaced
+    # by the request's real cost. X-Rate-Limit-Remaining is hwm - level after that.
+    UP_FRONT_COST, MAXIMUM = 50.0, 800.0
+
+    def _bucket_add(self, amount: float) -> float:
+        hwm, outflow, _ = self.bucket
         with self._log_lock:
             now = time.monotonic()
             self._level = max(0.0, self._level - (now - self._level_at) * outflow)
+            self._level = min(self.MAXIMUM, max(0.0, self._level + amount))
             self._level_at = now
-            if self._level + cost > hwm:
-                return hwm - self._level - cost  # refused up front, at no cost
-            self._level += cost
-            return hwm - self._level
+            return self._level
+
+    def bucket_reserve(self) -> bool:
+        """Reserve the up-front cost; True when Canvas would refuse the request (throttled)."""
+        if not self.bucket:
+            return False
+        return self._bucket_add(self.UP_FRONT_COST) >= self.bucket[0]
+
+    def bucket_settle(self, refused: bool):
+        """Replace the reservation by the real cost; the Remaining header's value, or None."""
+        if not self.bucket:
+            return None
+        cost = 0.0 if refused else self.bucket[2]
+        return self.bucket[0] - self._bucket_add(cost - self.UP_FRONT_COST)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -315,9 +328,27 @@ class Handler(BaseHTTPRequestHandler):
                                     "query": self.query, "form": self.form,
                                     "authorization": auth, "cookie": self.headers.get("Cookie"),
                                     "time": time.monotonic()})
+        refused = canvas.bucket_reserve()
+        self.settled = False
+        try:
+            self.answer(method, split, segments, auth, refused)
+        finally:
+            if not self.settled:  # a fault answered early: its reservation ends too
+                canvas.bucket_settle(refused=False)
+
+    def answer(self, method, split, segments, auth, refused):
+        canvas = self.canvas
         low, high = canvas.latency
         if high:
             time.sleep(random.uniform(low, high))
+        if refused:
+            canvas.throttled += 1
+            self.settled = True
+            canvas.bucket_settle(refused=True)
+            status = canvas.throttle_status
+            reason = "Forbidden" if status == 403 else "Too Many Requests"
+            return self.send(status, f"{status} {reason} (Rate Limit Exceeded)\n",
+                             {"Content-Type": "text/plain", "X-Rate-Limit-Remaining": "0.0"})
         self.next_host = None
         fault = canvas.take_fault(method, split.path)
         if fault and fault.kind == "delay":
@@ -331,16 +362,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(302, "", {"Location": fault.location + split.path})
         elif fault and fault.kind == "next_host":
             self.next_host = fault.location
-        remaining = canvas.bucket_remaining()
-        if remaining is not None and remaining < 0:
-            canvas.throttled += 1
-            status = canvas.throttle_status
-            reason = "Forbidden" if status == 403 else "Too Many Requests"
-            return self.send(status, f"{status} {reason} (Rate Limit Exceeded)\n",
-                             {"Content-Type": "text/plain", "X-Rate-Limit-Remaining": "0.0"})
-        self.extra_headers = {} if remaining is None else {"X-Rate-Limit-Remaining": f"{remaining:.1f}"}
         with canvas.store.lock:
             status, body, headers = self.route(method, segments, auth)
+        remaining, self.settled = canvas.bucket_settle(refused=False), True
+        self.extra_headers = {} if remaining is None else {"X-Rate-Limit-Remaining": f"{remaining:.1f}"}
         if fault and fault.kind == "after":
             return self.send(fault.status, fault.body if fault.body is not None else
                              "<html><h1>502 Bad Gateway</h1></html>", {"Content-Type": "text/html"})

@@ -11,7 +11,7 @@ import pytest
 
 import enroll_user
 import set_user_state
-from conftest import ROOT, TOKEN, write_config
+from conftest import ROOT, TOKEN, audit_records, audit_writes, write_config
 from standin import Fault, proxy_error, throttled
 
 
@@ -40,8 +40,7 @@ def test_enroll_batch_of_hundreds_with_faults(canvas, course, people, run, tmp_p
     posts = len(canvas.calls("POST"))
     assert posts <= 300 + 5  # only throttled POSTs were sent again
     assert len(canvas.calls("GET")) <= 40
-    changes = [json.loads(line) for line in log.read_text().splitlines() if '"change"' in line]
-    assert len(changes) == 300 and TOKEN not in log.read_text()
+    assert len(audit_writes(log)) == 300 and TOKEN not in log.read_text()
     before = len(canvas.requests)
     r = run(enroll_user, "--csv", csv, "--log", log)
     assert r.code == 0 and "unchanged 300" in r.err
@@ -123,9 +122,9 @@ def test_single_user_run_logs_when_asked(canvas, course, people, run, tmp_path):
     r = run(set_user_state, course.id, "P000", "inactive", "--log", log)
     assert r.code == 0 and r.err == ""
     r = run(set_user_state, course.id, "P000", "inactive", "--log", log)  # nothing changed
-    entries = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [e["event"] for e in entries] == ["start", "change"]
-    assert entries[1]["before"] == "active" and entries[1]["after"] == "inactive"
+    assert [e["event"] for e in audit_records(log)] == ["start", "intent", "result", "end"]
+    [write] = audit_writes(log)
+    assert write["before"] == "active" and write["after"] == "inactive"
     r = run(set_user_state, "--undo", log)
     assert r.code == 0 and canvas.store.states_of("P000") == ["active"]
 
@@ -212,8 +211,7 @@ def test_interrupted_batch_stops_cleanly_and_rerun_finishes(canvas, tmp_path, si
     assert err.count("\n") == 1 and word in err and "run the same command again" in err
     assert "Traceback" not in err
     made = {e.id for e in canvas.store.enrollments.values() if e.course_id == course.id}
-    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
-    logged = {json.loads(line)["enrollment_id"] for line in lines if '"change"' in line}
+    logged = {w["enrollment_id"] for w in audit_writes(tmp_path / "audit.jsonl")}
     assert logged == made and 0 < len(made) < 200
     canvas.latency = (0, 0)
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)
