@@ -44,8 +44,10 @@ ENDED_STATES = ("completed", "rejected", "deleted")
 
 EXIT_OK, EXIT_CANVAS, EXIT_USAGE = 0, 1, 2
 PER_PAGE = 100  # Canvas's maximum; fewer round trips
-# Canvas reads one query string; stay well under common proxy limits (8 KiB).
-MAX_QUERY_CHARS = 6000
+# SIS IDs per lookup: at most a page of rows for one enrollment each, and a
+# query short enough that Canvas's next-page link fits its 6 KiB Link header
+# (lib/api.rb) beside the other links and a long host name.
+MAX_QUERY_IDS, MAX_QUERY_CHARS = 100, 1500
 RUBY_SPACE = " \t\n\v\f\r\0"  # what Ruby's strip removes (Python's strip removes more)
 
 
@@ -477,28 +479,36 @@ class Canvas:
 
     # --- enrollment calls -----------------------------------------------------
 
-    def enrollments(self, course: str, sis_ids: list[str], states) -> list[dict]:
+    def enrollments(self, course: str, sis_ids: list[str], states, map=map) -> list[dict]:
         """GET /api/v1/courses/:course_id/enrollments for these SIS IDs and states.
 
-        Rows are kept only when the SIS ID Canvas reports equals one asked for
-        exactly, so a loose server-side match can never reach another person.
+        One request per short chunk of SIS IDs, sent through map (a pool's, to
+        overlap them). Rows are kept only when the SIS ID Canvas reports equals
+        one asked for exactly, so a loose server-side match never reaches another person.
         """
-        wanted, rows = set(sis_ids), []
-        path = f"{course_path(course)}/enrollments"
-        not_found = f"course {course} not found: check the course id"
-        for params in _lookup_queries(sis_ids, states):
-            try:
-                rows += self.get_all(path, params, not_found)
-            except CanvasBadRequest as exc:
-                if "sis fields" in str(exc).lower():
-                    raise CanvasForbidden(
-                        f"this token may not look users up by SIS ID ({exc}); its user needs "
-                        "Canvas's permission to read SIS data (ask a Canvas admin)") from None
+        queries = [q for state_group in states for q in _lookup_queries(sis_ids, state_group)]
+        # the first goes alone: an unknown course or a token without rights costs one request
+        chunks = [self._lookup(course, queries[0])] if queries else []
+        chunks += map(lambda q: self._lookup(course, q), queries[1:])
+        rows = [row for chunk in chunks for row in chunk]
+        wanted = set(sis_ids)
+        return [row for row in rows if row_sis_id(row) in wanted]
+
+    def _lookup(self, course: str, params: dict) -> list[dict]:
+        try:
+            rows = self.get_all(f"{course_path(course)}/enrollments", params,
+                                f"course {course} not found: check the course id")
+        except CanvasBadRequest as exc:
+            if "sis fields" in str(exc).lower():
+                raise CanvasForbidden(
+                    f"this token may not look users up by SIS ID ({exc}); its user needs "
+                    "Canvas's permission to read SIS data (ask a Canvas admin)") from None
+            raise
+        except CanvasNotFound:
+            # user_id= answers 404 for an unknown user too, not just an unknown course
+            if "user_id" not in params or self.user_exists(params["user_id"]):
                 raise
-            except CanvasNotFound:
-                # user_id= answers 404 for an unknown user too, not just an unknown course
-                if "user_id" not in params or self.user_exists(params["user_id"]):
-                    raise
+            return []
         for row in rows:
             if not isinstance(row, dict) or "id" not in row:
                 raise CanvasBadResponse("Canvas returned an enrollment list of an unexpected shape")
@@ -506,7 +516,7 @@ class Canvas:
                 raise CanvasForbidden(
                     "Canvas hides SIS IDs from this token; the token's user needs "
                     "permission to read SIS data")
-        return [row for row in rows if row_sis_id(row) in wanted]
+        return rows
 
     def user_exists(self, user_ref: str) -> bool:
         """GET /api/v1/users/:user_id (a sis_ref); False when Canvas knows no such user."""
@@ -583,7 +593,7 @@ def _lookup_queries(sis_ids, states):
             yield {**base, "user_id": sis_ref("sis_user_id", sis)}
             continue
         cost = len(quote(sis, safe="")) + 20
-        if chunk and size + cost > MAX_QUERY_CHARS:
+        if chunk and (size + cost > MAX_QUERY_CHARS or len(chunk) == MAX_QUERY_IDS):
             yield {**base, "sis_user_id[]": chunk}
             chunk, size = [], 0
         chunk.append(sis)
@@ -614,12 +624,11 @@ def user_enrollments(canvas: Canvas, course: str, sis_id: str) -> list[dict]:
     return users_enrollments(canvas, course, [sis_id]).get(sis_id, [])
 
 
-def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str]) -> dict[str, list]:
+def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map=map) -> dict[str, list]:
     """Active and inactive enrollments of many users by SIS ID, the states asked separately."""
     found: dict[str, list] = {}
-    for states in (ACTIVE_STATES, INACTIVE_STATES):
-        for row in canvas.enrollments(course, sis_ids, states):
-            found.setdefault(row_sis_id(row), []).append(row)
+    for row in canvas.enrollments(course, sis_ids, (ACTIVE_STATES, INACTIVE_STATES), map):
+        found.setdefault(row_sis_id(row), []).append(row)
     return found
 
 

@@ -755,7 +755,7 @@ class Run:
         for course in dict.fromkeys(r.course for r in requests):
             mine = [r for r in requests if r.course == course]
             try:
-                found = cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine])
+                found = cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map)
             except cc.CanvasError as exc:
                 for r in mine:
                     self.report.add(r.line, Change(course, r.sis_id, "failed",
@@ -785,6 +785,20 @@ class Run:
             self.drain(self.options.workers * 2)  # a bounded queue: memory stays flat
             self.pacer.acquire()
             self.pending.add(self.pool.submit(self.write, request.line, change))
+
+    def paced_map(self, fn, items) -> list:
+        """map() through the pool, no more in flight than the pacer allows."""
+        futures = []
+        for item in items:
+            self.pacer.acquire()
+            futures.append(self.pool.submit(self.paced, fn, item))
+        return [f.result() for f in futures]
+
+    def paced(self, fn, item):
+        try:
+            return fn(item)
+        finally:
+            self.pacer.release()
 
     def write(self, line: int, change: Change):
         """In a worker: intent on disk, the write, its result on disk."""

@@ -11,10 +11,14 @@ of N active students and a fixed latency per request, then times one
 time beside the limit that latency and bucket allow for the requests the run
 made, the throttled answers and the failed rows.
 
-The limit, for R requests of cost c at latency L:
-    C = 11                 requests in flight before the reservations reach 600 - 50
-    T = max(R * L / C,     no more than C requests in flight at once
-            (R * c - 550) / 10)   what the bucket absorbs, then its outflow
+The limit, for R requests of cost c at latency L, is the time of the fastest
+schedule the bucket admits, request by request from an empty bucket:
+    n = ceil((600 - level) / 50) - 1    requests that fit in flight at this level
+    dt = L / n                          (if n < 1: wait for the outflow to make room)
+    level = max(0, level + c - 10 * dt)
+    T = sum of dt
+At first 11 requests fit; as the real costs fill the bucket fewer do, until
+the outflow of 10 units a second alone sets the pace.
 `--root` runs the scripts of another checkout (for example today's main), so
 two versions can be compared on the same cells.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 import re
 import subprocess
@@ -38,11 +43,20 @@ from standin import StandinCanvas  # noqa: E402
 
 TOKEN = "bench-token"
 HWM, OUTFLOW, UP_FRONT = 600.0, 10.0, 50.0
-IN_FLIGHT = int((HWM - UP_FRONT) // UP_FRONT)  # 11: the 12th reservation reaches the mark
 
 
 def limit_seconds(requests: int, latency: float, cost: float) -> float:
-    return max(requests * latency / IN_FLIGHT, (requests * cost - (HWM - UP_FRONT)) / OUTFLOW)
+    """The fluid schedule in the module docstring, summed request by request."""
+    level = total = 0.0
+    for _ in range(requests):
+        fit = math.ceil((HWM - level) / UP_FRONT) - 1
+        if fit < 1:  # wait until the outflow lets one more reservation in
+            wait = (level - (HWM - 2 * UP_FRONT)) / OUTFLOW
+            level, total, fit = level - wait * OUTFLOW, total + wait, 1
+        dt = latency / fit
+        level = max(0.0, level + cost - OUTFLOW * dt)
+        total += dt
+    return total
 
 
 def build(n: int, latency: float, cost: float) -> StandinCanvas:
@@ -92,7 +106,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     print(f"scripts from {args.root}; bucket {HWM:g} units, outflow {OUTFLOW:g}/s, "
           f"{UP_FRONT:g} reserved per request in flight")
-    print("limit = max(R*L/11, (R*c - 550)/10) for R requests of cost c at latency L\n")
+    print("limit = the fastest schedule the bucket admits: sum of L/n, n = ceil((600 - level)/50) - 1,\n"
+          "        level += c - 10*dt per request (see the docstring)\n")
     print(f"{'latency':>8} {'N':>6} {'cost':>5} {'requests':>9} {'throttled':>10} {'failed':>7} "
           f"{'seconds':>8} {'limit':>7} {'ratio':>6}", flush=True)
     worst = 0.0
