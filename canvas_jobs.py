@@ -590,17 +590,20 @@ class Pacer:
 
     ROOM = 150.0  # three more reservations fit: grow
     LOW = 100.0  # fewer than two fit: shrink before Canvas refuses
+    RESERVED, OUTFLOW = 50.0, 10.0  # Canvas's defaults: reserved per request, leaked per second
 
     def __init__(self, cap: int):
         self.cap, self.limit, self.in_flight = cap, min(2.0, cap), 0
         self.slow_start = True  # double per round trip until Canvas first pushes back
         self.calm = 0  # answers to wait after a decrease before the next one
+        self.not_before = 0.0  # when the bucket itself is near full: wait for its outflow
         self.cond = threading.Condition()
 
     def acquire(self):
         with self.cond:
-            while self.in_flight >= int(self.limit):
-                self.cond.wait(0.2)  # a timeout keeps Ctrl-C deliverable
+            while self.in_flight >= int(self.limit) or time.monotonic() < self.not_before:
+                # a timeout keeps Ctrl-C deliverable
+                self.cond.wait(min(0.2, max(0.001, self.not_before - time.monotonic())))
             self.in_flight += 1
 
     def release(self):
@@ -612,9 +615,15 @@ class Pacer:
         """Called by the Canvas client for every answer."""
         with self.cond:
             self.calm = max(0, self.calm - 1)
+            if remaining is not None:
+                # the room left once the other requests in flight give back their reservations
+                room = remaining + self.RESERVED * max(0, self.in_flight - 1)
+                if room < self.LOW:  # concurrency is not the limit now, the outflow is
+                    self.not_before = max(self.not_before,
+                                          time.monotonic() + (self.LOW - room) / self.OUTFLOW)
             if throttled or (remaining is not None and remaining < self.LOW):
                 if not self.calm:
-                    self.limit = max(1.0, self.limit * (0.5 if throttled else 0.7))
+                    self.limit = max(1.0, self.limit * (0.5 if throttled else 0.8))
                     self.slow_start, self.calm = False, max(1, self.in_flight)
             elif remaining is None or remaining >= self.ROOM:
                 step = 1.0 if self.slow_start else 1.0 / self.limit

@@ -344,11 +344,12 @@ class Handler(BaseHTTPRequestHandler):
         if refused:
             canvas.throttled += 1
             self.settled = True
-            canvas.bucket_settle(refused=True)
+            # request_throttle.rb sets the header from the bucket after the refusal too
+            remaining = canvas.bucket_settle(refused=True)
             status = canvas.throttle_status
             reason = "Forbidden" if status == 403 else "Too Many Requests"
             return self.send(status, f"{status} {reason} (Rate Limit Exceeded)\n",
-                             {"Content-Type": "text/plain", "X-Rate-Limit-Remaining": "0.0"})
+                             {"Content-Type": "text/plain", "X-Rate-Limit-Remaining": f"{remaining:.1f}"})
         self.next_host = None
         fault = canvas.take_fault(method, split.path)
         if fault and fault.kind == "delay":
