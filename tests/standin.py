@@ -1,5 +1,6 @@
 """A stand-in Canvas: a real HTTP server on 127.0.0.1 that answers the
-enrollment API the way Canvas does (see ../shared/canvas-api-notes.md).
+enrollment API the way Canvas does (see docs/canvas-api.md, which cites
+the canvas-lms source files each behaviour comes from).
 
 It implements the course enrollment list (state filters and their defaults,
 sis_user_id[] and user_id filters, bookmark pagination with opaque next
