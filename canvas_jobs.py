@@ -597,23 +597,24 @@ class Pacer:
         self.slow_start = True  # double per round trip until Canvas first pushes back
         self.calm = 0  # answers to wait after a decrease before the next one
         self.not_before = 0.0  # when the bucket itself is near full: wait for its outflow
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
 
     def acquire(self):
-        with self.cond:
-            while self.in_flight >= int(self.limit) or time.monotonic() < self.not_before:
-                # a timeout keeps Ctrl-C deliverable
-                self.cond.wait(min(0.2, max(0.001, self.not_before - time.monotonic())))
-            self.in_flight += 1
+        # polled: a Condition.wait interrupted by Ctrl-C can leave its lock broken
+        while True:
+            with self.lock:
+                if self.in_flight < int(self.limit) and time.monotonic() >= self.not_before:
+                    self.in_flight += 1
+                    return
+            time.sleep(0.002)
 
     def release(self):
-        with self.cond:
+        with self.lock:
             self.in_flight -= 1
-            self.cond.notify()
 
     def observe(self, remaining: float | None, throttled: bool):
         """Called by the Canvas client for every answer."""
-        with self.cond:
+        with self.lock:
             self.calm = max(0, self.calm - 1)
             if remaining is not None:
                 # the room left once the other requests in flight give back their reservations
@@ -628,7 +629,6 @@ class Pacer:
             elif remaining is None or remaining >= self.ROOM:
                 step = 1.0 if self.slow_start else 1.0 / self.limit
                 self.limit = min(float(self.cap), self.limit + step)
-            self.cond.notify_all()
 
 
 # --- the runner -----------------------------------------------------------------------

@@ -41,7 +41,12 @@ def now_iso() -> str:
 class User:
     id: int
     name: str
-    sis_user_id: str | None
+    sis_user_id: str | None  # the SIS ID Canvas shows: app/models/sis_pseudonym.rb picks one login
+    other_logins: tuple = ()  # more SIS IDs of the same person (a merge, a changed SIS ID)
+
+    @property
+    def sis_ids(self):
+        return (self.sis_user_id, *self.other_logins)
 
     @property
     def sortable_name(self):
@@ -75,6 +80,7 @@ class Enrollment:
     type: str
     role: str
     workflow_state: str
+    associated_user_id: int | None = None  # an observer's link to the student it observes
     created_at: str = dataclasses.field(default_factory=now_iso)
     updated_at: str = dataclasses.field(default_factory=now_iso)
 
@@ -141,9 +147,9 @@ class Store:
         # student (no rights), expired, revoked
         self.tokens: dict[str, str] = {}
 
-    def add_user(self, sis_user_id, name=None) -> User:
+    def add_user(self, sis_user_id, name=None, other_logins=()) -> User:
         with self.lock:
-            user = User(next(self.ids), name or f"User {sis_user_id}", sis_user_id)
+            user = User(next(self.ids), name or f"User {sis_user_id}", sis_user_id, tuple(other_logins))
             self.users[user.id] = user
             return user
 
@@ -165,22 +171,34 @@ class Store:
             return section
 
     def enroll(self, user, course, type="StudentEnrollment", state="active",
-               section=None, role=None) -> Enrollment:
+               section=None, role=None, observing=None) -> Enrollment:
         with self.lock:
             section_id = section.id if section else course.default_section_id
             enrollment = Enrollment(next(self.ids), user.id, course.id, section_id, type,
-                                    role or type, state)
+                                    role or type, state, observing.id if observing else None)
             self.enrollments[enrollment.id] = enrollment
             return enrollment
 
     def user_by_sis(self, sis):
-        return next((u for u in self.users.values() if u.sis_user_id == sis), None)
+        return next((u for u in self.users.values() if sis in u.sis_ids), None)
 
     def enrollments_of(self, sis, course=None) -> list[Enrollment]:
         user = self.user_by_sis(sis)
         return sorted((e for e in self.enrollments.values()
                        if user and e.user_id == user.id and (course is None or e.course_id == course.id)),
                       key=lambda e: e.id)
+
+    def set_state(self, e: Enrollment, state: str):
+        """Change a state as Canvas saves it: linked observer enrollments follow a
+        student's (app/models/enrollment.rb, update_linked_enrollments; deleted
+        observer enrollments are not brought back)."""
+        e.workflow_state, e.updated_at = state, now_iso()
+        if e.type != "StudentEnrollment":
+            return
+        for other in self.enrollments.values():
+            if (other.associated_user_id == e.user_id and other.course_id == e.course_id and
+                    other.course_section_id == e.course_section_id and other.workflow_state != "deleted"):
+                other.workflow_state, other.updated_at = state, now_iso()
 
     def states_of(self, sis, course=None) -> list[str]:
         return [e.workflow_state for e in self.enrollments_of(sis, course)]
@@ -199,6 +217,8 @@ class Store:
             return collection.get(int(text))
         else:
             return None
+        if name == column == "sis_user_id":  # any of the user's logins
+            return next((u for u in collection.values() if value in u.sis_ids), None)
         return next((obj for obj in collection.values()
                      if name == column and getattr(obj, column, None) == value), None)
 
@@ -468,7 +488,7 @@ class Handler(BaseHTTPRequestHandler):
             if any(len(w.strip(RUBY_SPACE)) < 2 for w in wanted):
                 return 400, {"errors": [{"field": "search_term", "code": "invalid",
                                          "message": "2 or more characters is required"}]}, {}
-            ids = {u.id for u in store.users.values() if u.sis_user_id in wanted or (
+            ids = {u.id for u in store.users.values() if set(u.sis_ids) & set(wanted) or (
                 self.canvas.loose_search and u.sis_user_id and
                 any(w.lower() in u.sis_user_id.lower() for w in wanted))}
             rows = [e for e in rows if e.user_id in ids]
@@ -508,22 +528,44 @@ class Handler(BaseHTTPRequestHandler):
             except (ValueError, IndexError, TypeError, AttributeError):
                 return 400, {"errors": [{"message": "invalid bookmark"}]}, {}
         chunk = items[start:start + per_page]
-        base = (self.next_host or self.canvas.url) + urlsplit(self.path).path
-        kept = [(k, v) for k, v in parse_qsl(urlsplit(self.path).query, keep_blank_values=True)
-                if k not in ("page", "per_page", "access_token", "api_key")]
-        prefix = base + "?" + (urlencode(sorted(kept, key=lambda kv: kv[0])) + "&" if kept else "")
-        current = page or "first"
-        links = [f'<{prefix}page={quote(current)}&per_page={per_page}>; rel="current"']
+        pages = {"current": page or "first", "first": "first"}
         if start + per_page < len(items):
             last = rows[start + per_page - 1]
             user = self.canvas.store.users[last.user_id]
-            token = base64.urlsafe_b64encode(
+            pages["next"] = "bookmark:" + base64.urlsafe_b64encode(
                 json.dumps([last.type, user.sortable_name, last.id]).encode()).decode().rstrip("=")
-            links.append(f'<{prefix}page={quote("bookmark:" + token)}&per_page={per_page}>; rel="next"')
-        links.append(f'<{prefix}page=first&per_page={per_page}>; rel="first"')
-        if start + per_page >= len(items):
-            links.append(f'<{prefix}page={quote(current)}&per_page={per_page}>; rel="last"')
-        return 200, chunk, {"Link": ",".join(links)}
+        else:
+            pages["last"] = pages["current"]  # bookmarks know the last page only on it
+        links = self.link_header(pages, per_page)
+        return 200, chunk, ({"Link": links} if links else {})
+
+    # lib/api.rb: the links repeat the request's query (Rails' to_query: sorted,
+    # CGI-escaped) after the path, whose segments Rails escapes leaving the
+    # sub-delimiters raw (Journey's escape_segment); they are added in the
+    # priority next, last, prev, current, first while their URLs total at most
+    # 6 KiB, the first that does not fit ending the list; the header lists them
+    # as current, next, prev, first, last.
+    LINK_PRIORITY = ("next", "last", "prev", "current", "first")
+    LINK_ORDER = ("current", "next", "prev", "first", "last")
+    MAX_LINKS_SIZE = 6 * 1024
+
+    def link_header(self, pages: dict, per_page: int) -> str:
+        split = urlsplit(self.path)
+        path = "/".join(quote(unquote(seg), safe="!$&'()*+,;=:@") for seg in split.path.split("/"))
+        kept = [(k, v) for k, v in parse_qsl(split.query, keep_blank_values=True)
+                if k not in ("page", "per_page", "access_token", "api_key")]
+        base = (self.next_host or self.canvas.url) + path + "?" + \
+            (urlencode(sorted(kept, key=lambda kv: kv[0])) + "&" if kept else "")
+        urls, size = {}, 0
+        for rel in self.LINK_PRIORITY:
+            if rel not in pages:
+                continue
+            url = f"{base}page={pages[rel]}&per_page={per_page}"
+            if size + len(url) > self.MAX_LINKS_SIZE:
+                break
+            size += len(url)
+            urls[rel] = url
+        return ",".join(f'<{urls[rel]}>; rel="{rel}"' for rel in self.LINK_ORDER if rel in urls)
 
     def enrollment_json(self, e, kind, with_user=False):
         store = self.canvas.store
@@ -531,7 +573,7 @@ class Handler(BaseHTTPRequestHandler):
         section = store.sections[e.course_section_id]
         body = {"id": e.id, "user_id": e.user_id, "course_id": e.course_id, "type": e.type,
                 "created_at": e.created_at, "updated_at": e.updated_at,
-                "associated_user_id": None, "start_at": None, "end_at": None,
+                "associated_user_id": e.associated_user_id, "start_at": None, "end_at": None,
                 "course_section_id": e.course_section_id, "root_account_id": 1,
                 "limit_privileges_to_course_section": False, "enrollment_state": e.workflow_state,
                 "role": e.role, "role_id": ROLE_IDS.get(e.role, 99),
@@ -582,7 +624,7 @@ class Handler(BaseHTTPRequestHandler):
                      if (e.user_id, e.course_id, e.type, e.role, e.course_section_id)
                      == (user.id, course.id, type_, type_, section.id)), None)
         if same and same.workflow_state != "active":
-            same.workflow_state, same.updated_at = state, now_iso()
+            store.set_state(same, state)
         elif same is None:
             same = store.enroll(user, course, type_, state, section)
         return 200, self.enrollment_json(same, kind), {}
@@ -600,9 +642,8 @@ class Handler(BaseHTTPRequestHandler):
         if kind != "admin":
             return 403, UNAUTHORIZED, {}
         task = self.query.get("task") or self.form.get("task")
-        e.workflow_state = {"delete": "deleted", "deactivate": "inactive",
-                            "inactivate": "inactive"}.get(task, "completed")
-        e.updated_at = now_iso()
+        self.canvas.store.set_state(e, {"delete": "deleted", "deactivate": "inactive",
+                                        "inactivate": "inactive"}.get(task, "completed"))
         return 200, self.enrollment_json(e, kind), {}
 
     def reactivate(self, course, ident, kind):
@@ -613,7 +654,7 @@ class Handler(BaseHTTPRequestHandler):
             return 403, UNAUTHORIZED, {}
         if e.workflow_state != "inactive":
             return 400, {"error": "enrollment not inactive"}, {}
-        e.workflow_state, e.updated_at = "active", now_iso()
+        self.canvas.store.set_state(e, "active")
         return 200, self.enrollment_json(e, kind), {}
 
 
