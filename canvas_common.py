@@ -385,6 +385,7 @@ class Canvas:
         self.session = make_session(config.token)
         # told of every answer: (X-Rate-Limit-Remaining or None, throttled?)
         self.observer = lambda remaining, throttled: None
+        self._seen: dict[str, dict] = {}  # course and section answers, asked once
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -470,29 +471,51 @@ class Canvas:
             if not isinstance(body, list):
                 raise CanvasBadResponse("Canvas answered a list request with something that is not a list")
             items += body
-            url, query = resp.links.get("next", {}).get("url"), None  # the link carries the query
+            links = parse_links(resp.headers.get("Link", ""))
+            url, query = links.get("next"), None  # the link carries the query
             if url and _origin(url) != self.config.base_url:
                 raise CanvasBadResponse(
                     f"Canvas's next-page link points at {_origin(url)}, not "
                     f"{self.config.base_url}; refusing to send the token there")
+            if not url and "last" not in links and len(body) >= _per_page(links):
+                # Canvas leaves out links that would pass 6 KiB (lib/api.rb): a full
+                # page without them may have more behind it
+                raise CanvasBadResponse(
+                    f"Canvas sent a full page of {len(body)} rows without a link to the next "
+                    "page, so the list may be cut short; nothing was changed. Try again, and "
+                    "report it if it persists")
         return items
 
     # --- enrollment calls -----------------------------------------------------
 
-    def enrollments(self, course: str, sis_ids: list[str], states, map=map) -> list[dict]:
-        """GET /api/v1/courses/:course_id/enrollments for these SIS IDs and states.
+    def enrollments(self, course: str, sis_ids: list[str], states, map=map) -> dict[str, list]:
+        """GET /api/v1/courses/:course_id/enrollments: rows by the SIS ID asked for.
 
-        One request per short chunk of SIS IDs, sent through map (a pool's, to
-        overlap them). Rows are kept only when the SIS ID Canvas reports equals
-        one asked for exactly, so a loose server-side match never reaches another person.
+        One request per short chunk of SIS IDs and group of states, sent through
+        map (a pool's, to overlap them). A row counts for a SIS ID when Canvas
+        shows exactly that SIS ID, so a loose server-side match never reaches
+        another person; or when Canvas shows another SIS ID of the same user
+        (a second login), which is confirmed by asking who the asked one belongs to.
         """
-        queries = [q for state_group in states for q in _lookup_queries(sis_ids, state_group)]
+        queries = [q for group in states for q in _lookup_queries(sis_ids, group)]
         # the first goes alone: an unknown course or a token without rights costs one request
-        chunks = [self._lookup(course, queries[0])] if queries else []
-        chunks += map(lambda q: self._lookup(course, q), queries[1:])
-        rows = [row for chunk in chunks for row in chunk]
-        wanted = set(sis_ids)
-        return [row for row in rows if row_sis_id(row) in wanted]
+        answers = [self._lookup(course, queries[0][1])] if queries else []
+        answers += map(lambda q: self._lookup(course, q[1]), queries[1:])
+        found: dict[str, list] = {}
+        strays = []  # (SIS IDs asked in that request, a row showing none of them)
+        for (asked, _), rows in zip(queries, answers):
+            for row in rows:
+                if row_sis_id(row) in asked:
+                    found.setdefault(row_sis_id(row), []).append(row)
+                else:
+                    strays.append((asked, row))
+        unresolved = list(dict.fromkeys(s for asked, _ in strays for s in asked if s not in found))
+        owners = dict(zip(unresolved, map(self.user_id, unresolved)))
+        for asked, row in strays:
+            for sis in asked:
+                if owners.get(sis) is not None and owners[sis] == row.get("user_id"):
+                    found.setdefault(sis, []).append(row)
+        return found
 
     def _lookup(self, course: str, params: dict) -> list[dict]:
         try:
@@ -518,13 +541,37 @@ class Canvas:
                     "permission to read SIS data")
         return rows
 
+    def course(self, course: str) -> dict:
+        """GET /api/v1/courses/:id, once per run."""
+        return self._once(course_path(course), f"course {course} not found: check the course id")
+
+    def section(self, course: str, section: str) -> dict:
+        """GET /api/v1/courses/:course_id/sections/:id, once per run; only the course's own."""
+        return self._once(f"{course_path(course)}/sections/{quote(id_ref(section, 'sis_section_id'), safe=':')}",
+                          f"section {section} not found in course {course}")
+
+    def _once(self, path: str, not_found: str) -> dict:
+        if path not in self._seen:
+            body = self.request("GET", path, not_found=not_found)
+            if not isinstance(body, dict):
+                raise CanvasBadResponse("Canvas answered with something that is not an object")
+            self._seen[path] = body
+        return self._seen[path]
+
+    def user_id(self, sis_id: str) -> int | None:
+        """GET /api/v1/users/sis_user_id:X: the user any of whose logins has this SIS ID."""
+        return self._user(sis_ref("sis_user_id", sis_id))
+
     def user_exists(self, user_ref: str) -> bool:
         """GET /api/v1/users/:user_id (a sis_ref); False when Canvas knows no such user."""
+        return self._user(user_ref) is not None
+
+    def _user(self, user_ref: str):
         try:
-            self.request("GET", f"/api/v1/users/{quote(user_ref, safe=':')}", not_found="")
+            body = self.request("GET", f"/api/v1/users/{quote(user_ref, safe=':')}", not_found="")
         except CanvasNotFound:
-            return False
-        return True
+            return None
+        return body.get("id", -1) if isinstance(body, dict) else -1
 
     def enroll(self, course: str, sis_id: str, type_name: str, state: str,
                section: str | None, notify: bool) -> dict:
@@ -566,6 +613,33 @@ class Canvas:
         return body
 
 
+def parse_links(header: str) -> dict[str, str]:
+    """rel -> URL from a Link header, each URL read up to its closing '>' (RFC 8288).
+
+    Canvas leaves ; , = and other sub-delimiters raw inside the URLs (a course
+    SIS ID like PHYS;2027), so the header cannot be split at them.
+    """
+    links, pos = {}, 0
+    while (start := header.find("<", pos)) >= 0 and (end := header.find(">", start)) >= 0:
+        pos = header.find("<", end)
+        params = header[end + 1:pos if pos >= 0 else len(header)]
+        rel = re.search(r';\s*rel\s*=\s*"?([^";,]+)"?', params)
+        for name in rel[1].split() if rel else ():
+            links.setdefault(name.lower(), header[start + 1:end])
+        if pos < 0:
+            break
+    return links
+
+
+def _per_page(links: dict[str, str]) -> int:
+    """The page size Canvas used, from its links, else the one asked for."""
+    for url in links.values():
+        match = re.search(r"[?&]per_page=(\d+)", url)
+        if match:
+            return int(match[1])
+    return PER_PAGE
+
+
 def _json(resp: requests.Response):
     try:
         return resp.json()
@@ -581,7 +655,7 @@ def _origin(url: str) -> str:
 
 
 def _lookup_queries(sis_ids, states):
-    """Query parameters for enrollment lookups: many sis_user_id[] per request.
+    """(SIS IDs, query parameters) for enrollment lookups: many sis_user_id[] per request.
 
     Canvas refuses sis_user_id[] values shorter than 2 characters (its user
     search minimum), so those few are asked for by user_id instead.
@@ -590,16 +664,16 @@ def _lookup_queries(sis_ids, states):
     chunk, size = [], 0
     for sis in dict.fromkeys(sis_ids):
         if len(sis.strip(RUBY_SPACE)) < 2:
-            yield {**base, "user_id": sis_ref("sis_user_id", sis)}
+            yield [sis], {**base, "user_id": sis_ref("sis_user_id", sis)}
             continue
         cost = len(quote(sis, safe="")) + 20
         if chunk and (size + cost > MAX_QUERY_CHARS or len(chunk) == MAX_QUERY_IDS):
-            yield {**base, "sis_user_id[]": chunk}
+            yield chunk, {**base, "sis_user_id[]": chunk}
             chunk, size = [], 0
         chunk.append(sis)
         size += cost
     if chunk:
-        yield {**base, "sis_user_id[]": chunk}
+        yield chunk, {**base, "sis_user_id[]": chunk}
 
 
 def redact(text: str, token: str) -> str:
@@ -626,10 +700,7 @@ def user_enrollments(canvas: Canvas, course: str, sis_id: str) -> list[dict]:
 
 def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map=map) -> dict[str, list]:
     """Active and inactive enrollments of many users by SIS ID, the states asked separately."""
-    found: dict[str, list] = {}
-    for row in canvas.enrollments(course, sis_ids, (ACTIVE_STATES, INACTIVE_STATES), map):
-        found.setdefault(row_sis_id(row), []).append(row)
-    return found
+    return canvas.enrollments(course, sis_ids, (ACTIVE_STATES, INACTIVE_STATES), map)
 
 
 def no_such_user(sis_id: str) -> CanvasNotFound:

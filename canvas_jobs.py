@@ -193,6 +193,7 @@ class Change:
     error: str | None = None
     section: str | None = dataclasses.field(default=None, compare=False)  # as asked, for a POST
     notify: bool = dataclasses.field(default=False, compare=False)
+    section_name: str | None = dataclasses.field(default=None, compare=False)  # for the text
     hint: str = dataclasses.field(default="", compare=False)
 
     @classmethod
@@ -206,9 +207,11 @@ class Change:
 
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("section", "notify", "hint")}
+                if f.name not in ("section", "notify", "section_name", "hint")}
         if self.error is None:
             del data["error"]
+        if self.action == "created":  # the section as asked: where a new enrollment goes
+            data["section"] = self.section or "default"
         return data
 
     def describe(self) -> str:
@@ -219,7 +222,9 @@ class Change:
         elif self.action == "unchanged":
             text = f"{who}: {what} is already {self.before}; nothing to do"
         elif self.action == "created" and self.dry_run:
-            text = f"would enroll {who} as {self.role} ({self.after})"
+            where = "the course's default section" if not self.section else \
+                f"section {self.section_id}" + (f" ({self.section_name})" if self.section_name else "")
+            text = f"would enroll {who} as {self.role} ({self.after}) in {where}"
         elif self.action == "created":
             text = f"enrolled {who}: {what} {self.after}"
         else:

@@ -80,12 +80,23 @@ class Enroll(jobs.Operation):
                 if row.get("role") == request.role and cc.section_matches(row, request.section)]
         if held:
             return held
-        if dry_run and not rows and not canvas.user_exists(cc.sis_ref("sis_user_id", request.sis_id)):
-            raise cc.no_such_user(request.sis_id)
-        section = request.section
-        return [jobs.Change(request.course, request.sis_id, "created", None, request.role,
-                            int(section) if section and section.isdigit() else None, None,
-                            request.state, dry_run, section=section, notify=request.notify)]
+        change = jobs.Change(request.course, request.sis_id, "created", None, request.role, None, None,
+                             request.state, dry_run, section=request.section, notify=request.notify)
+        return [check_enrollable(canvas, change, bool(rows)) if dry_run else change]
+
+
+def check_enrollable(canvas: cc.Canvas, change: jobs.Change, has_rows: bool) -> jobs.Change:
+    """What the POST would check, without it: course open, section of this course, user known."""
+    course = canvas.course(change.course_id)
+    if course.get("workflow_state") == "completed":
+        raise cc.CanvasBadRequest(f"course {change.course_id} is concluded: Canvas adds no "
+                                  "enrollments to a concluded course")
+    if change.section:
+        section = canvas.section(change.course_id, change.section)
+        change = dataclasses.replace(change, section_id=section.get("id"), section_name=section.get("name"))
+    if not has_rows and not canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
+        raise cc.no_such_user(change.sis_user_id)
+    return change
 
 
 def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:

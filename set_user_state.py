@@ -90,7 +90,7 @@ def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
 
 def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasError:
     """Why the user has no active or inactive enrollment: ended, not enrolled, or unknown."""
-    ended = canvas.enrollments(course, [sis_id], [cc.ENDED_STATES])
+    ended = canvas.enrollments(course, [sis_id], [cc.ENDED_STATES]).get(sis_id)
     if ended:
         states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
         return cc.CanvasNotFound(

@@ -94,7 +94,8 @@ class Fault:
     "reset" does the work, then closes the connection without an answer;
     "truncated" sends half a body; "not_json" answers 200 with HTML;
     "redirect" answers 302 to location; "next_host" makes list links point at
-    location.
+    location; "no_links" drops the Link header. then() runs when the fault is
+    taken: another admin acting at that moment.
     """
 
     kind: str
@@ -106,6 +107,7 @@ class Fault:
     headers: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     location: str = "https://evil.example.com"
+    then: object = None
 
     def matches(self, method, path):
         return self.times > 0 and re.fullmatch(self.method, method) and re.search(self.path, path)
@@ -280,6 +282,9 @@ class StandinCanvas:
             for fault in self.faults:
                 if fault.matches(method, path):
                     fault.times -= 1
+                    if fault.then:
+                        with self.store.lock:
+                            fault.then()
                     return fault
         return None
 
@@ -344,11 +349,12 @@ class Handler(BaseHTTPRequestHandler):
             if "urlencoded" in (self.headers.get("Content-Type") or "") else {}
         segments = [unquote(s) for s in split.path.split("/")[1:]]
         auth = self.headers.get("Authorization") or ""
+        self.record = {"method": method, "path": split.path, "raw": self.path,
+                       "query": self.query, "form": self.form,
+                       "authorization": auth, "cookie": self.headers.get("Cookie"),
+                       "time": time.monotonic()}
         with canvas._log_lock:
-            canvas.requests.append({"method": method, "path": split.path, "raw": self.path,
-                                    "query": self.query, "form": self.form,
-                                    "authorization": auth, "cookie": self.headers.get("Cookie"),
-                                    "time": time.monotonic()})
+            canvas.requests.append(self.record)
         refused = canvas.bucket_reserve()
         self.settled = False
         try:
@@ -404,6 +410,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
             return
+        if fault and fault.kind == "no_links":
+            headers = {k: v for k, v in headers.items() if k != "Link"}
         cookie = {"Set-Cookie": "_normandy_session=abc; path=/"}  # Canvas sets one; clients must not echo it
         self.send(status, body, {**headers, **self.extra_headers, **cookie})
 
@@ -434,7 +442,11 @@ class Handler(BaseHTTPRequestHandler):
             return 404, NOT_FOUND, {}
         rest = seg[4:]
         if rest == [] and method == "GET":
-            return self.with_token(auth, lambda kind: (200, {"id": course.id, "name": course.name}, {}))
+            return self.with_token(auth, lambda kind: (200, {
+                "id": course.id, "name": course.name, "sis_course_id": course.sis_course_id,
+                "workflow_state": course.workflow_state}, {}))
+        if len(rest) == 2 and rest[0] == "sections" and method == "GET":
+            return self.with_token(auth, lambda kind: self.show_section(course, rest[1]))
         if rest == ["enrollments"] and method == "GET":
             return self.with_token(auth, lambda kind: self.list_enrollments(course, kind))
         if rest == ["enrollments"] and method == "POST":
@@ -456,6 +468,15 @@ class Handler(BaseHTTPRequestHandler):
             message = {None: "Invalid", "expired": "Expired", "revoked": "Revoked"}[kind]
             return 401, {"errors": [{"message": f"{message} access token."}]}, www
         return action(kind)
+
+    def show_section(self, course, ident):
+        """GET /api/v1/courses/:course_id/sections/:id: only the course's own sections."""
+        store = self.canvas.store
+        section = store.find(store.sections, ident, "sis_section_id")
+        if section is None or section.course_id != course.id:
+            return 404, NOT_FOUND, {}
+        return 200, {"id": section.id, "name": section.name, "course_id": course.id,
+                     "sis_section_id": section.sis_section_id}, {}
 
     def show_user(self, ident, kind):
         if kind == "student":
@@ -537,6 +558,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             pages["last"] = pages["current"]  # bookmarks know the last page only on it
         links = self.link_header(pages, per_page)
+        self.record["link"] = links
         return 200, chunk, ({"Link": links} if links else {})
 
     # lib/api.rb: the links repeat the request's query (Rails' to_query: sorted,
@@ -565,6 +587,7 @@ class Handler(BaseHTTPRequestHandler):
                 break
             size += len(url)
             urls[rel] = url
+        self.record["next"] = urls.get("next")
         return ",".join(f'<{urls[rel]}>; rel="{rel}"' for rel in self.LINK_ORDER if rel in urls)
 
     def enrollment_json(self, e, kind, with_user=False):
