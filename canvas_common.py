@@ -59,6 +59,7 @@ class CanvasError(Exception):
 
     exit_code = EXIT_CANVAS
     unclear = False  # a write may have been applied although it failed
+    final = False  # retrying cannot help
 
 
 class ConfigError(CanvasError):
@@ -90,9 +91,10 @@ class CanvasServerError(CanvasError):
 
 
 class CanvasUnreachable(CanvasError):
-    def __init__(self, message, unclear=False):
+    def __init__(self, message, unclear=False, final=False):
         super().__init__(message)
         self.unclear = unclear
+        self.final = final  # retrying cannot help: a certificate, a name that does not resolve
 
 
 class CanvasBadResponse(CanvasError):
@@ -168,6 +170,7 @@ class Config:
     base_url: str  # scheme://host[:port], no trailing slash
     token: str = dataclasses.field(repr=False)
     source: str
+    ca_bundle: str | None = None  # a CA file to trust instead of the usual ones
 
 
 CONFIG_HELP = (
@@ -211,24 +214,27 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def load_config(path: str | None = None, environ=None) -> Config:
+def load_config(path: str | None = None, environ=None, ca_bundle: str | None = None) -> Config:
     """Host and token from --config FILE, else CANVAS_URL/CANVAS_TOKEN, else ./config.json.
 
     Both always come from one source, so a token is never sent to a host
-    named somewhere else.
+    named somewhere else. The CA file: --ca-bundle, else the config file's
+    "ca_bundle", else what requests reads (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE),
+    else SSL_CERT_FILE.
     """
     environ = os.environ if environ is None else environ
     if path is None and ("CANVAS_URL" in environ or "CANVAS_TOKEN" in environ):
-        return _make_config(environ.get("CANVAS_URL"), environ.get("CANVAS_TOKEN"),
-                            "the environment (CANVAS_URL, CANVAS_TOKEN)")
+        config = _make_config(environ.get("CANVAS_URL"), environ.get("CANVAS_TOKEN"),
+                              "the environment (CANVAS_URL, CANVAS_TOKEN)")
+        return _with_ca(config, ca_bundle, None, environ)
     if path is None:
         path = "config.json"
         if not os.path.exists(path):
             raise ConfigError(f"no Canvas host or token configured: {CONFIG_HELP}")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
-            data = json.load(f)
+            data = json.loads(_config_text(f.read()))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist: {CONFIG_HELP}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -238,10 +244,29 @@ def load_config(path: str | None = None, environ=None) -> Config:
     canvas = data.get("canvas") if isinstance(data, dict) else None
     if not isinstance(canvas, dict):
         raise ConfigError(f'config file {path} has no "canvas" object: {CONFIG_HELP}')
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
+    if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
         print(f"warning: config file {path} can be read by other users; "
               f"protect the token with: chmod 600 {path}", file=sys.stderr)
-    return _make_config(canvas.get("host"), canvas.get("access_token"), path)
+    config = _make_config(canvas.get("host"), canvas.get("access_token"), path)
+    return _with_ca(config, ca_bundle, canvas.get("ca_bundle"), environ)
+
+
+def _config_text(raw: bytes) -> str:
+    """UTF-8, with or without the byte-order mark Notepad writes, or UTF-16 (PowerShell 5's >)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    return raw.decode("utf-8-sig")
+
+
+def _with_ca(config: Config, option, in_file, environ) -> Config:
+    named = [(option, "--ca-bundle"), (in_file, f'"ca_bundle" in {config.source}')] + \
+        [(environ.get(v), v) for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")]
+    for value, where in named:
+        if value:
+            if not isinstance(value, str) or not os.path.isfile(value):
+                raise ConfigError(f"the CA file {value!r} named by {where} does not exist")
+            return dataclasses.replace(config, ca_bundle=value)
+    return config
 
 
 def _make_config(host, token, source: str) -> Config:
@@ -333,15 +358,29 @@ def section_matches(row: dict, section: str | None) -> bool:
 # --- HTTP ---------------------------------------------------------------------
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """The token as Canvas wants it; set as the session's auth so ~/.netrc is never asked."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 def make_session(token: str) -> requests.Session:
-    """The one Session: Bearer auth, our User-Agent, no proxies from the environment."""
+    """The one Session: Bearer auth, our User-Agent, proxies and CA files as requests reads them."""
     session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT,
-                            "Accept": "application/json"})
-    session.trust_env = False  # no .netrc or proxy may see or replace the token
+    session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+    session.auth = BearerAuth(token)  # with auth set, requests never reads ~/.netrc
     # stateless: the token alone authenticates, and workers share no cookie state
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return session
+
+
+# Plain http is allowed to loopback only; no proxy may see that traffic in clear.
+DIRECT = {"http": None, "https": None}
 
 
 def _retry_after(resp: requests.Response):
@@ -356,6 +395,13 @@ def _retry_after(resp: requests.Response):
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def _ssl_reason(exc: Exception) -> str:
+    """The innermost reason, short: 'certificate verify failed: self-signed certificate'."""
+    text = str(exc)
+    match = re.search(r"\[SSL: [A-Z_]+\] ([^(]+?)(?: \(_ssl|\)|'|$)", text)
+    return (match[1] if match else text.split(":")[-1]).strip()[:160]
 
 
 def _remaining(resp: requests.Response):
@@ -405,16 +451,19 @@ class Canvas:
     def _send(self, method, url, not_found, params, data):
         if not url.startswith("http"):
             url = self.config.base_url + url
+        first = time.monotonic()
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             started = time.monotonic()
             try:
-                resp = self.session.request(method, url, params=params, data=data,
-                                            timeout=self.timeout, allow_redirects=False)
+                resp = self.session.request(
+                    method, url, params=params, data=data, timeout=self.timeout,
+                    allow_redirects=False, verify=self.config.ca_bundle or True,
+                    proxies=DIRECT if url.startswith("http://") else None)
             except requests.RequestException as exc:
                 self._log(method, url, params, type(exc).__name__, started)
-                error = self._network_error(exc, method)
-                if last or (error.unclear and method != "GET"):
+                error = self._network_error(exc, method, attempt + 1, time.monotonic() - first)
+                if last or error.final or (error.unclear and method != "GET"):
                     raise error from None
                 self._backoff(attempt, None)
                 continue
@@ -438,18 +487,32 @@ class Canvas:
         delay = retry_after if retry_after is not None else random.uniform(0, 0.5 * 2 ** attempt)
         time.sleep(min(delay, 60.0))
 
-    def _network_error(self, exc: requests.RequestException, method: str) -> CanvasError:
+    def _network_error(self, exc: requests.RequestException, method: str, tries: int,
+                       seconds: float) -> CanvasError:
         host = urlsplit(self.config.base_url).netloc
+        if isinstance(exc, requests.exceptions.SSLError):
+            return CanvasUnreachable(
+                f"cannot make a trusted TLS connection to {host}: a certificate problem "
+                f"({_ssl_reason(exc)}); if your network inspects TLS, name your organisation's "
+                'CA file with --ca-bundle FILE (or "ca_bundle" in the config file, or '
+                "REQUESTS_CA_BUNDLE)", final=True)
+        if isinstance(exc, requests.exceptions.ProxyError):
+            return CanvasUnreachable(
+                f"cannot reach Canvas at {host} through the proxy ({_ssl_reason(exc)}); "
+                "check HTTPS_PROXY and NO_PROXY")
         if isinstance(exc, requests.Timeout):
             return CanvasUnreachable(
-                f"Canvas at {host} did not answer within {self.timeout:g} s; "
-                "try again later or allow more with --timeout",
-                unclear=not _never_sent(exc))
+                f"Canvas at {host} gave no answer in {tries} {'try' if tries == 1 else 'tries'} "
+                f"over {seconds:.{1 if seconds < 10 else 0}f} s (each allowed {self.timeout:g} s); try again later or "
+                "allow more with --timeout", unclear=not _never_sent(exc))
         if _never_sent(exc):
-            reason = "the host name does not resolve" if "resolve" in str(exc).lower() \
-                or "name or service" in str(exc).lower() else "the connection was refused"
+            text = str(exc).lower()
+            if "resolve" in text or "name or service" in text or "getaddrinfo" in text:
+                return CanvasUnreachable(
+                    f"cannot reach Canvas at {host}: the host name does not resolve; check the "
+                    f"host in {self.config.source} and your network", final=True)
             return CanvasUnreachable(
-                f"cannot reach Canvas at {host}: {reason}; check the host in "
+                f"cannot reach Canvas at {host}: the connection was refused; check the host in "
                 f"{self.config.source} and your network")
         return CanvasUnreachable(
             f"the connection to Canvas at {host} broke during {method} "
@@ -684,8 +747,9 @@ def redact(text: str, token: str) -> str:
 # --- for the scripts ----------------------------------------------------------
 
 
-def connect(config_path, timeout, retries, verbose, pool=1) -> Canvas:
-    canvas = Canvas(load_config(config_path), timeout=timeout, retries=retries, verbose=verbose)
+def connect(config_path, timeout, retries, verbose, pool=1, ca_bundle=None) -> Canvas:
+    canvas = Canvas(load_config(config_path, ca_bundle=ca_bundle), timeout=timeout,
+                    retries=retries, verbose=verbose)
     if pool > 1:  # one kept-alive connection per worker
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool)
         canvas.session.mount("https://", adapter)

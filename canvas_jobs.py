@@ -61,6 +61,7 @@ class Options:
     retries: int = 5
     workers: int = DEFAULT_WORKERS
     log: str | None = None
+    ca_bundle: str | None = None
     extra: dict = dataclasses.field(default_factory=dict)  # an operation's own options
 
     @property
@@ -93,6 +94,10 @@ def build_parser(operation: Operation, usage: str, description: str) -> Parser:
                         help="seconds to wait for each Canvas answer (default: 30)")
     parser.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
                         help="retries after throttling or a Canvas outage (default: 5)")
+    parser.add_argument("--ca-bundle", metavar="FILE",
+                        help="trust the CA certificates in this PEM file (a network that inspects "
+                             "TLS); default: the config's ca_bundle, else REQUESTS_CA_BUNDLE, "
+                             "else SSL_CERT_FILE, else the usual ones")
     parser.add_argument("--version", action="version", version=f"%(prog)s {cc.__version__}")
     group = parser.add_argument_group("batches and undo")
     group.add_argument("--csv", metavar="FILE",
@@ -127,7 +132,7 @@ def parse_options(operation: Operation, parser: Parser, argv) -> Options:
     return Options(prog=parser.prog, argv=tuple(argv), single=single, csv=args.csv,
                    undo=args.undo, run_id=args.run, config=args.config, dry_run=args.dry_run,
                    as_json=args.json, verbose=args.verbose, timeout=args.timeout,
-                   retries=args.retries, workers=args.workers, log=args.log,
+                   retries=args.retries, workers=args.workers, log=args.log, ca_bundle=args.ca_bundle,
                    extra=operation.extra_options(args))
 
 
@@ -666,7 +671,7 @@ class Run:
         self.single = options.single is not None
         self.report = Report(options, batch=not self.single)
         self.canvas = cc.connect(options.config, options.timeout, options.retries, options.verbose,
-                                 pool=1 if self.single else options.workers)
+                                 pool=1 if self.single else options.workers, ca_bundle=options.ca_bundle)
         self.report.token = self.canvas.config.token
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
