@@ -29,11 +29,19 @@ def canvas(server):
     return server
 
 
+# What requests and these scripts read from the environment; each test sets its own.
+NETWORK_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                     "requests_ca_bundle", "curl_ca_bundle", "ssl_cert_file")
+
+
+def foreign(name: str) -> bool:
+    return name.startswith("CANVAS_") or name.lower() in NETWORK_VARIABLES
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
     for name in list(os.environ):
-        if name.startswith("CANVAS_") or name.lower() in (
-                "http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        if foreign(name):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray ./config.json
 
@@ -81,8 +89,7 @@ def run(capsys, config):
 
 def run_script(script, *args, env=None, timeout=60):
     """Run a script as a real subprocess with only the given CANVAS_* environment."""
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("CANVAS_") and "proxy" not in k.lower()}
+    base = {k: v for k, v in os.environ.items() if not foreign(k)}
     proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
                           env={**base, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)

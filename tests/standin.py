@@ -243,21 +243,38 @@ class StandinCanvas:
         self._log_lock = threading.Lock()
         self.httpd = None
 
-    def start(self):
-        handler = type("Handler", (Handler,), {"canvas": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def start(self, port=0):
+        self.httpd = self._serve(port, None)
         return self
 
+    def start_tls(self, context, host="localhost"):
+        """Serve the same Canvas over https too, with the certificate in context."""
+        self.httpsd = self._serve(0, context, host)
+        return self
+
+    def _serve(self, port, context, host="127.0.0.1"):
+        handler = type("Handler", (Handler,), {"canvas": self})
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        httpd.daemon_threads = True
+        if context:
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        httpd.base_url = f"{'https' if context else 'http'}://{host}:{httpd.server_address[1]}"
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        return httpd
+
     def stop(self):
-        if self.httpd:
-            self.httpd.shutdown()
-            self.httpd.server_close()
+        for httpd in (self.httpd, getattr(self, "httpsd", None)):
+            if httpd:
+                httpd.shutdown()
+                httpd.server_close()
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        return self.httpd.base_url
+
+    @property
+    def tls_url(self):
+        return self.httpsd.base_url
 
     def reset(self):
         self.store = Store()
@@ -576,7 +593,7 @@ class Handler(BaseHTTPRequestHandler):
         path = "/".join(quote(unquote(seg), safe="!$&'()*+,;=:@") for seg in split.path.split("/"))
         kept = [(k, v) for k, v in parse_qsl(split.query, keep_blank_values=True)
                 if k not in ("page", "per_page", "access_token", "api_key")]
-        base = (self.next_host or self.canvas.url) + path + "?" + \
+        base = (self.next_host or self.server.base_url) + path + "?" + \
             (urlencode(sorted(kept, key=lambda kv: kv[0])) + "&" if kept else "")
         urls, size = {}, 0
         for rel in self.LINK_PRIORITY:
