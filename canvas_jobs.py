@@ -17,6 +17,7 @@ looking at Canvas.
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import dataclasses
 import hashlib
@@ -648,8 +649,15 @@ class Terminated(Exception):
     """SIGTERM, raised in the main thread so a run stops as on Ctrl-C."""
 
 
+class OutputClosed(Exception):
+    """stdout was closed (| head): a run stops as on Ctrl-C."""
+
+
 def run(operation: Operation, options: Options) -> int:
     """Run one operation to the end; the one place errors and interrupts become output."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # what a console cannot show is escaped, never a crash
+            stream.reconfigure(errors="backslashreplace")
     try:
         if options.undo is not None:
             operation = Undo(operation.prog)
@@ -704,6 +712,8 @@ class Run:
             return self.stop("interrupted", 130)
         except Terminated:
             return self.stop("terminated", 143)
+        except OutputClosed:
+            return self.stop("stopped: stdout was closed", 141)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -858,6 +868,9 @@ class Report:
         self.failures: list[str] = []
         self.progress = batch and sys.stderr.isatty()
         self.open_rows: dict[int, int] = {}  # line -> changes not yet reported
+        self.closed = False  # stdout's reader went away
+        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+        self.ascii_json = codecs.lookup(encoding).name != "utf-8"  # valid JSON on any console
 
     def expect(self, line: int, changes: int):
         self.open_rows[line] = changes
@@ -877,13 +890,21 @@ class Report:
                 self.failures.append(f"  line {line} ({change.sis_user_id}): {change.error}")
         if self.options.as_json:
             self.out(json.dumps({**change.as_dict(), **({"row": line} if self.batch else {})},
-                                ensure_ascii=False))
+                                ensure_ascii=self.ascii_json))
         elif change.action != "failed":
             self.out(change.describe())
         self.show_progress()
 
     def out(self, text: str):
-        print(cc.redact(text, self.token), flush=True)
+        if self.closed:
+            return
+        try:
+            print(cc.redact(text, self.token), flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            # nothing more can reach the reader, and Python's exit flush must not complain
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise OutputClosed() from None
 
     def warn(self, text: str):
         print(cc.redact(text, self.token), file=sys.stderr, flush=True)
