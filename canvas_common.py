@@ -648,7 +648,8 @@ class Canvas:
         where = f" or section {section}" if section else ""
         return self._enrollment(self.request(
             "POST", f"{course_path(course)}/enrollments", data=data,
-            not_found=f"Canvas has no user with SIS ID {sis_id!r}{where} (SIS IDs are case-sensitive)"))
+            not_found=str(no_such_user(sis_id)) if not section else
+            f"Canvas has no user with SIS ID {sis_id!r} or no section {section}"))
 
     def deactivate(self, course: str, enrollment_id: int) -> dict:
         """DELETE /api/v1/courses/:course_id/enrollments/:id?task=deactivate."""
@@ -768,8 +769,10 @@ def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map=map) 
 
 
 def no_such_user(sis_id: str) -> CanvasNotFound:
+    """The one wording of 'unknown SIS ID', for every script and path."""
+    spaces = " (it has leading or trailing spaces)" if sis_id != sis_id.strip() else ""
     return CanvasNotFound(
-        f"Canvas has no user with SIS ID {sis_id!r}; check it (SIS IDs are case-sensitive)")
+        f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive)")
 
 
 def state_group(state: str) -> str:

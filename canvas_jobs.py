@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -314,7 +315,7 @@ def create(canvas: cc.Canvas, change: Change) -> dict:
         if change.section and canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
             raise cc.CanvasNotFound(
                 f"section {change.section} not found in course {change.course_id}") from None
-        raise
+        raise cc.no_such_user(change.sis_user_id) from None
 
 
 def write(canvas: cc.Canvas, change: Change) -> Change:
@@ -379,49 +380,77 @@ def digest(raw) -> str:
 
 
 def text_lines(raw, name: str):
-    """Decode line by line, so a bad byte is reported with its line number."""
+    """Decode line by line, so a bad byte is reported with its line number.
+
+    Lines end in LF, CRLF or a lone CR (old Mac Excel); each comes out ending in LF.
+    """
     raw.seek(0)
-    for number, line in enumerate(raw, start=1):
-        try:
-            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise cc.ConfigError(f"{name} line {number}: not UTF-8 text; "
-                                 "save the file as UTF-8 CSV") from None
-        yield text.replace("\r\n", "\n")
+    number = 0
+    for chunk in raw:
+        for line in chunk.splitlines(keepends=True):
+            number += 1
+            try:
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise cc.ConfigError(
+                    f"{name} line {number}: not UTF-8 text; save the file as UTF-8 (in Excel: "
+                    "Save As, 'CSV UTF-8 (Comma delimited)')") from None
+            yield text.rstrip("\r\n") + "\n" if text.endswith(("\r", "\n")) else text
+
+
+def column_name(text: str) -> str:
+    """'Course ID', 'course_id' and ' COURSE  id' are one column."""
+    return re.sub(r"[\s_]+", "_", text.strip().lower())
+
+
+def csv_reader(raw, columns, name: str):
+    """(header, reader) with the delimiter the header line uses: ',' ';' or tab (Excel's)."""
+    first = next(text_lines(raw, name), "")
+    def found(delimiter):
+        names = [column_name(h) for h in next(csv.reader([first], delimiter=delimiter), [])]
+        return sum(c in names for c in columns), len(names)
+    delimiter = max([",", ";", "\t"], key=found)
+    reader = csv.reader(text_lines(raw, name), delimiter=delimiter, strict=True)
+    header = [column_name(h) for h in next(reader, None) or []]
+    return header, reader
 
 
 def check_csv(raw, columns, name: str) -> int:
     """Refuse a bad file before any change: every error names its line. Returns the row count."""
-    count = 0
-    reader = csv.reader(text_lines(raw, name), strict=True)
+    count, reader = 0, None
     try:
-        header = next(reader, None)
+        header, reader = csv_reader(raw, columns, name)
         if not header:
             raise cc.ConfigError(f"{name}: empty file; the first line must name the columns "
                                  f"({', '.join(columns)})")
-        header = [h.strip().lower() for h in header]
         missing = [c for c in columns if c not in header]
         if missing:
             raise cc.ConfigError(f"{name} line 1: missing column(s) {', '.join(missing)}; "
                                  f"the header has: {', '.join(header)}")
         needed = max(header.index(c) for c in columns) + 1
+        course = header.index("course_id")
         for fields in reader:
             if fields and len(fields) < needed:
                 raise cc.ConfigError(f"{name} line {reader.line_num}: only {len(fields)} field(s), "
                                      f"expected {len(header)}")
-            count += bool(fields)
+            if fields and any(v.strip() for v in fields):
+                try:  # as on the command line: a malformed course refuses the whole file
+                    cc.parse_course(fields[course])
+                except ValueError as exc:
+                    raise cc.ConfigError(f"{name} line {reader.line_num}: {exc}") from None
+                count += 1
     except csv.Error as exc:
-        raise cc.ConfigError(f"{name} line {reader.line_num}: not valid CSV ({exc})") from None
+        line = reader.line_num if reader else 1
+        raise cc.ConfigError(f"{name} line {line}: not valid CSV ({exc})") from None
     return count
 
 
-def csv_rows(raw, name: str):
-    """(line number, {column: value}) for each non-blank row."""
-    reader = csv.reader(text_lines(raw, name), strict=True)
-    header = [h.strip().lower() for h in next(reader)]
+def csv_rows(raw, columns, name: str):
+    """(line number, {column: value}) for each non-blank row; values exactly as written."""
+    header, reader = csv_reader(raw, columns, name)
     for fields in reader:
         if fields and any(v.strip() for v in fields):
-            yield reader.line_num, dict(zip(header, (v.strip() for v in fields)))
+            yield reader.line_num, dict(zip(header, fields))
 
 
 # --- the write-ahead audit log ---------------------------------------------------------
@@ -736,7 +765,7 @@ class Run:
         name = "stdin" if options.csv == "-" else options.csv
         raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
-        return csv_rows(raw, name), total, digest(raw)
+        return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 
     def open_journal(self, source_digest: str):
         """Start (or continue) the job in the log; settle what a cut-short run left open."""
