@@ -16,7 +16,9 @@ import json
 import os
 import random
 import re
+import shlex
 import stat
+import subprocess
 import sys
 import time
 from email.utils import parsedate_to_datetime
@@ -773,6 +775,13 @@ def no_such_user(sis_id: str) -> CanvasNotFound:
     spaces = " (it has leading or trailing spaces)" if sis_id != sis_id.strip() else ""
     return CanvasNotFound(
         f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive)")
+
+
+def shell_quote(text: str) -> str:
+    """A value as this platform's shell takes it in a hint (cmd.exe on Windows)."""
+    if os.name == "nt":
+        return subprocess.list2cmdline([text])
+    return shlex.quote(text)
 
 
 def state_group(state: str) -> str:

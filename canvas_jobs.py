@@ -77,8 +77,18 @@ class Options:
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other error here."""
 
+    argv: list = []
+
+    def parse_args(self, args=None, namespace=None):
+        self.argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_args(self.argv, namespace)
+
     def error(self, message):
-        self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        dashed = [a for a in self.argv if a.startswith("-") and a != "--" and
+                  a.split("=", 1)[0] not in self._option_string_actions]
+        hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
+               f"COURSE {dashed[0]} ..." if dashed and "--" not in self.argv else ""
+        self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
 
 
 def build_parser(operation: Operation, usage: str, description: str) -> Parser:
@@ -884,6 +894,13 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _terminal_width(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
 # --- the report ------------------------------------------------------------------------
 
 
@@ -898,6 +915,7 @@ class Report:
         self.progress = batch and sys.stderr.isatty()
         self.open_rows: dict[int, int] = {}  # line -> changes not yet reported
         self.closed = False  # stdout's reader went away
+        self.drawn = False  # the progress line is on the terminal
         encoding = getattr(sys.stdout, "encoding", None) or "ascii"
         self.ascii_json = codecs.lookup(encoding).name != "utf-8"  # valid JSON on any console
 
@@ -927,6 +945,7 @@ class Report:
     def out(self, text: str):
         if self.closed:
             return
+        self.clear_progress()
         try:
             print(cc.redact(text, self.token), flush=True)
         except BrokenPipeError:
@@ -936,20 +955,28 @@ class Report:
             raise OutputClosed() from None
 
     def warn(self, text: str):
+        self.clear_progress()
         print(cc.redact(text, self.token), file=sys.stderr, flush=True)
 
     def show_progress(self):
+        """One line on the terminal, rewritten in place, never wider than the terminal."""
         if self.progress:
-            print(f"\rrow {self.done}/{self.total}: {self.summary()}", end="",
-                  file=sys.stderr, flush=True)
+            width = _terminal_width(sys.stderr) - 1
+            sys.stderr.write(f"\r{f'row {self.done}/{self.total}: {self.summary()}'[:width]}\x1b[K")
+            sys.stderr.flush()
+            self.drawn = True
+
+    def clear_progress(self):
+        if self.drawn:  # a line printed after it must not start in its middle
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.drawn = False
 
     def summary(self) -> str:
         dry = " (dry run: nothing changed)" if self.options.dry_run else ""
         return ", ".join(f"{k} {v}" for k, v in self.counts.items()) + dry
 
     def finish(self, stopped: str | None = None) -> int:
-        if self.progress:
-            print(file=sys.stderr)
         if stopped:
             self.warn(f"{stopped} after {self.done} of {self.total} rows "
                       f"({self.summary()}); run the same command again to finish")
@@ -1041,6 +1068,10 @@ def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, s
         last = starts[-1]
         if last.get("operation") == "undo" and open_job(entries, last.get("key")):
             return pick_job(entries, path, last["target"])  # finish the undo cut short
+        made, open_ = job_writes(entries, last["job"])
+        if not (made or open_):
+            raise cc.CanvasError(f"the last job in {path} ({last['job']}) made no changes; "
+                                 + recent_jobs(entries, starts) + ": undo one with --run ID")
         return last["job"], None
     if any(e["job"] == wanted for e in starts):
         return wanted, None
@@ -1049,6 +1080,20 @@ def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, s
         recent = ", ".join(dict.fromkeys(e["job"] for e in reversed(starts)))
         raise cc.ConfigError(f"{path} has no job or run {wanted!r}; recent jobs: {recent}")
     return run["job"], wanted
+
+
+def recent_jobs(entries: list[dict], starts: list[dict], count: int = 5) -> str:
+    """The latest jobs that changed something: id, time, command, number of changes."""
+    listed = []
+    for job in dict.fromkeys(e["job"] for e in reversed(starts)):
+        made = len(job_writes(entries, job)[0])
+        if made:
+            first = next(e for e in starts if e["job"] == job)
+            listed.append(f"{job} ({first.get('time', '?')}, {first.get('command', '?')!r}, "
+                          f"{made} change{'s' if made != 1 else ''})")
+        if len(listed) == count:
+            break
+    return "recent jobs with changes: " + "; ".join(listed) if listed else "no job in it changed anything"
 
 
 def undo_values(made: list[dict]):

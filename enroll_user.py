@@ -12,7 +12,6 @@ second enrollment in the default section, or silently reactivate one.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 import sys
 
 import canvas_common as cc
@@ -105,7 +104,7 @@ def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
     hint = ""
     if state == "inactive":
         hint = ("to reactivate: python set_user_state.py "
-                f"{shlex.quote(request.course)} {shlex.quote(request.sis_id)} active")
+                f"{cc.shell_quote(request.course)} {cc.shell_quote(request.sis_id)} active")
     elif state in ("invited", "creation_pending"):
         hint = "invited, has not accepted yet"
     return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)

@@ -18,6 +18,7 @@ import itertools
 import json
 import random
 import re
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -254,7 +255,7 @@ class StandinCanvas:
 
     def _serve(self, port, context, host="127.0.0.1"):
         handler = type("Handler", (Handler,), {"canvas": self})
-        httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        httpd = Server(("127.0.0.1", port), handler)
         httpd.daemon_threads = True
         if context:
             httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
@@ -332,6 +333,13 @@ class StandinCanvas:
             return None
         cost = 0.0 if refused else self.bucket[2]
         return self.bucket[0] - self._bucket_add(cost - self.UP_FRONT_COST)
+
+
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that hung up (a timeout test, a killed batch) is no server error."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, OSError)):
+            super().handle_error(request, client_address)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -727,9 +735,15 @@ def seed_demo(canvas: StandinCanvas, token="demo-token", filler=30):
     return course
 
 
-def main() -> int:
+def main(argv=None) -> int:
     """Serve the demo course until Ctrl-C, to try the scripts by hand."""
-    canvas = StandinCanvas().start()
+    import argparse
+    parser = argparse.ArgumentParser(description="Serve a stand-in Canvas with a demo course on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: any free one)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay every answer this long")
+    args = parser.parse_args(argv)
+    canvas = StandinCanvas().start(port=args.port)
+    canvas.latency = (args.latency_ms / 1000, args.latency_ms / 1000)
     seed_demo(canvas, token="demo-token")
     print(f"stand-in Canvas at {canvas.url}; try:\n"
           f"  export CANVAS_URL={canvas.url} CANVAS_TOKEN=demo-token\n"

@@ -72,3 +72,43 @@ def test_closed_pipe_stops_the_batch_like_ctrl_c(canvas, course, tmp_path):
     time.sleep(0.1)
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0 and f"changed {300 - len(changed)}," in rerun.stderr
+
+
+def test_progress_counts_rows_done_fits_the_terminal_and_is_cleared(canvas, course, tmp_path):
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import termios
+    for i in range(40):
+        canvas.store.enroll(canvas.store.add_user(f"W{i:03d}"), course)
+    csv = tmp_path / "in.csv"
+    csv.write_text("course_id,sis_user_id,state\n" + "".join(f"{course.id},W{i:03d},inactive\n" for i in range(40)))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))  # 40 columns
+    env = {**run_script_env(), "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv)],
+                            env=env, stdout=follower, stderr=follower)  # one terminal for both
+    proc.wait(timeout=60)
+    os.close(follower)
+    data = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(leader)
+    screen = data.decode().replace("\r\n", "\n")
+    assert proc.returncode == 0
+    progress = re.findall(r"\r(row [^\r\n\x1b]*)\x1b\[K", screen)
+    assert progress and all(len(p) <= 39 for p in progress)
+    assert progress[-1].startswith("row 40/40")
+    # every result line and the summary start at the left edge, never after a progress text
+    for line in screen.split("\n"):
+        visible = re.sub(r".*\r", "", re.sub(r"\x1b\[K", "", line))
+        assert not visible.startswith("row ") or not line.strip().endswith("inactive")
+    assert "\r\x1b[Ksummary: created 0, changed 40" in screen

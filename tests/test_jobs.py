@@ -10,6 +10,7 @@ import pytest
 import enroll_user
 import set_user_state
 from conftest import ROOT, audit_records, audit_writes, write_config
+from standin import Fault
 
 
 def write_csv(path, header, rows):
@@ -150,3 +151,16 @@ def test_undo_by_run_id_takes_one_run_of_a_job(canvas, course, run, tmp_path):
     assert canvas.store.states_of("U1") == ["inactive"]
     r = run(set_user_state, "--undo", log, "--run", "nope")
     assert r.code == 2 and "no job or run 'nope'" in r.err
+
+
+def test_undo_of_a_job_that_changed_nothing_lists_jobs_that_did(canvas, course, run, tmp_path):
+    canvas.store.enroll(canvas.store.add_user("U0"), course)
+    log = tmp_path / "audit.jsonl"
+    run(set_user_state, course.id, "U0", "inactive", "--log", log)
+    canvas.fault(Fault("status", method="PUT", status=403, times=9,
+                       body={"errors": [{"message": "user not authorized to perform that action"}]}))
+    assert run(set_user_state, course.id, "U0", "active", "--log", log).code == 1  # logged, nothing made
+    r = run(set_user_state, "--undo", log)
+    first_job = audit_records(log)[0]["job"]
+    assert r.code == 1 and "made no changes" in r.err and first_job in r.err and "1 change)" in r.err
+    assert "--run ID" in r.err and canvas.store.states_of("U0") == ["inactive"]

@@ -56,3 +56,41 @@ def test_demo_runs_as_documented():
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert "deactivated: active -> inactive" in proc.stdout
     assert "all steps as expected" in proc.stdout
+
+
+def test_a_sis_id_starting_with_a_dash_gets_a_hint(canvas, course):
+    r = run_script("set_user_state.py", course.id, "-S1001", "inactive", env=env_for(canvas))
+    assert r.code == 2 and "goes after --" in r.err and r.err.count("\n") == 1
+
+
+def test_help_names_the_csv_columns():
+    r = run_script("enroll_user.py", "--help")
+    assert "course_id, sis_user_id, role [, section, state]" in " ".join(r.out.split())
+
+
+def test_the_standin_can_be_served_by_hand():
+    import json
+    import socket
+    import urllib.request
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "standin.py"), "--port", str(port),
+                             "--latency-ms", "50"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert f"127.0.0.1:{port}" in proc.stdout.readline()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/courses/sis_course_id:PHYS2-2027",
+                                         headers={"Authorization": "Bearer demo-token"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert json.load(answer)["name"].startswith("Physics 2")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_hints_quote_for_the_platform_shell(monkeypatch):
+    import canvas_common
+    assert canvas_common.shell_quote("a b'c") == "'a b'\"'\"'c'"
+    monkeypatch.setattr(canvas_common.os, "name", "nt")
+    assert canvas_common.shell_quote("sis_course_id:PHYS 2") == '"sis_course_id:PHYS 2"'
