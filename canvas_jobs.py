@@ -266,15 +266,30 @@ class Operation:
     usage_line = "COURSE SIS_ID ..."
 
     def add_arguments(self, parser: Parser) -> None:
+        """COURSE and SIS_ID, then the operation's own arguments."""
+        parser.add_argument("course", nargs="?", metavar="COURSE", type=arg_type(cc.parse_course),
+                            help="course id (12345) or sis_course_id:XYZ")
+        parser.add_argument("sis_id", nargs="?", type=arg_type(cc.parse_sis_id), metavar="SIS_ID",
+                            help="the user's SIS ID (exact, case-sensitive)")
+        self.add_own_arguments(parser)
+
+    def add_own_arguments(self, parser: Parser) -> None:
+        """The third positional (named as the third column) and options named as the optional columns."""
         raise NotImplementedError
 
     def single_values(self, args) -> dict | None:
-        """The command line's one user as CSV-like values, or None for --csv/--undo."""
-        raise NotImplementedError
+        """The command line's one user as CSV-like values; None for --csv/--undo, {} if incomplete."""
+        third = self.columns[2]
+        if args.course is None and args.sis_id is None:
+            return None
+        if args.sis_id is None or getattr(args, third) is None:
+            return {}
+        return {"course_id": args.course, "sis_user_id": args.sis_id, third: getattr(args, third),
+                **{column: getattr(args, column) for column in self.optional}}
 
     def per_user_options(self, args) -> list[str]:
         """Options given that only make sense for one user (refused with --csv)."""
-        return []
+        return [f"--{column}" for column in self.optional if getattr(args, column)]
 
     def extra_options(self, args) -> dict:
         return {}

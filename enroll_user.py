@@ -35,11 +35,7 @@ class Enroll(jobs.Operation):
     optional = ("section", "state")
     usage_line = "COURSE SIS_ID ROLE"
 
-    def add_arguments(self, parser):
-        parser.add_argument("course", nargs="?", metavar="COURSE", type=jobs.arg_type(cc.parse_course),
-                            help="course id (12345) or sis_course_id:XYZ")
-        parser.add_argument("sis_id", nargs="?", type=jobs.arg_type(cc.parse_sis_id), metavar="SIS_ID",
-                            help="the user's SIS ID (exact, case-sensitive)")
+    def add_own_arguments(self, parser):
         parser.add_argument("role", nargs="?", type=jobs.arg_type(cc.parse_role), metavar="ROLE",
                             help="student, teacher, ta, observer or designer (or StudentEnrollment, ...)")
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
@@ -49,17 +45,6 @@ class Enroll(jobs.Operation):
                             help="state of a new enrollment (default: active, no invitation to accept)")
         parser.add_argument("--notify", action="store_true",
                             help="send Canvas's enrollment notification (off by default)")
-
-    def single_values(self, args):
-        if args.course is None and args.sis_id is None:
-            return None
-        if args.sis_id is None or args.role is None:
-            return {}  # incomplete: refused as usage
-        return {"course_id": args.course, "sis_user_id": args.sis_id, "role": args.role,
-                "section": args.section, "state": args.state}
-
-    def per_user_options(self, args):
-        return [o for o, v in (("--section", args.section), ("--state", args.state)) if v]
 
     def extra_options(self, args):
         return {"notify": args.notify}

@@ -34,11 +34,7 @@ class SetState(jobs.Operation):
     optional = ("role", "section")
     usage_line = "COURSE SIS_ID STATE"
 
-    def add_arguments(self, parser):
-        parser.add_argument("course", nargs="?", metavar="COURSE", type=jobs.arg_type(cc.parse_course),
-                            help="course id (12345) or sis_course_id:XYZ")
-        parser.add_argument("sis_id", nargs="?", type=jobs.arg_type(cc.parse_sis_id), metavar="SIS_ID",
-                            help="the user's SIS ID (exact, case-sensitive)")
+    def add_own_arguments(self, parser):
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
         parser.add_argument("--role", type=jobs.arg_type(cc.parse_role),
@@ -46,17 +42,6 @@ class SetState(jobs.Operation):
                                  "(student, teacher, ta, observer, designer)")
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
-
-    def single_values(self, args):
-        if args.course is None and args.sis_id is None:
-            return None
-        if args.sis_id is None or args.state is None:
-            return {}  # incomplete: refused as usage
-        return {"course_id": args.course, "sis_user_id": args.sis_id, "state": args.state,
-                "role": args.role, "section": args.section}
-
-    def per_user_options(self, args):
-        return [o for o, v in (("--role", args.role), ("--section", args.section)) if v]
 
     def request(self, values, options, line=0) -> StateChange:
         state = values["state"].lower()
