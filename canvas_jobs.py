@@ -314,7 +314,7 @@ class Operation:
 # --- applying a change: the same Canvas calls for every operation --------------------
 
 
-def apply(canvas: cc.Canvas, change: Change, state: str | None = None) -> Change:
+def apply(canvas: cc.Canvas, change: Change) -> Change:
     """Make one change in Canvas; return it with what Canvas made."""
     if change.action == "created":
         row = create(canvas, change)

@@ -39,7 +39,7 @@ STEPS = [
     ("set_user_state.py", ["--csv", "interrupted.csv", "--json"], 0,
      "two of them interrupt their studies"),
     ("set_user_state.py", ["--undo", "enrollments.audit.jsonl"], 0,
-     "that was a mistake: --undo puts back what the last run changed"),
+     "that was a mistake: --undo puts back what the last job changed"),
 ]
 FILES = {
     "new-round.csv": "course_id,sis_user_id,role\n" + "".join(

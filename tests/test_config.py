@@ -112,3 +112,12 @@ def test_subprocess_with_environment(canvas, course):
     r = run_script("set_user_state.py", course.id, "S1", "inactive", "--json",
                    env={"CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN})
     assert r.code == 0 and r.err == "" and json.loads(r.out)["action"] == "deactivated"
+
+
+def test_no_chmod_warning_where_posix_modes_mean_nothing(canvas, tmp_path, monkeypatch, capsys):
+    path = write_config(tmp_path / "shared.json", canvas.url, mode=0o644)
+    cc.load_config(path)
+    assert "chmod 600" in capsys.readouterr().err
+    monkeypatch.setattr(cc.os, "name", "nt")  # Windows: modes mean nothing there
+    cc.load_config(path)
+    assert capsys.readouterr().err == ""

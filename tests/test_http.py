@@ -164,3 +164,17 @@ def test_token_goes_only_as_bearer_header(canvas, course, enrolled, run):
     for call in canvas.requests:
         assert call["authorization"] == f"Bearer {TOKEN}" and call["cookie"] is None
         assert TOKEN not in call["raw"] and TOKEN not in str(call["form"])
+
+
+def test_a_name_that_does_not_resolve_is_not_retried(run, tmp_path, monkeypatch):
+    import socket as socket_module
+    real, asked = socket_module.getaddrinfo, []
+
+    def counting(host, *args, **kwargs):
+        if host == "canvas.nonexistent-host.invalid":
+            asked.append(host)
+        return real(host, *args, **kwargs)
+    monkeypatch.setattr(socket_module, "getaddrinfo", counting)
+    path = write_config(tmp_path / "dns.json", "canvas.nonexistent-host.invalid")
+    r = run(set_user_state, "1", "S1", "inactive", "--config", path, "--retries", "3", use_config=False)
+    assert r.code == 1 and "does not resolve" in r.err and len(asked) == 1
