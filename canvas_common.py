@@ -647,7 +647,6 @@ class Canvas:
                 "enrollment[notify]": "true" if notify else "false"}
         if section:
             data["enrollment[course_section_id]"] = id_ref(section, "sis_section_id")
-        where = f" or section {section}" if section else ""
         return self._enrollment(self.request(
             "POST", f"{course_path(course)}/enrollments", data=data,
             not_found=str(no_such_user(sis_id)) if not section else

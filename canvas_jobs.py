@@ -30,16 +30,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import canvas_common as cc
+import canvas_journal as audit
 
 DEFAULT_LOG = "enrollments.audit.jsonl"
 DEFAULT_WORKERS = 16
 BLOCK_ROWS = 1000
 MAX_LISTED = 50  # failed rows named in the summary; --json has them all
-WRITES = ("created", "deactivated", "reactivated", "deleted")
 
 
 # --- options ----------------------------------------------------------------------
@@ -230,6 +229,17 @@ class Change:
         if self.action == "created":  # the section as asked: where a new enrollment goes
             data["section"] = self.section or "default"
         return data
+
+    def intent_fields(self) -> dict:
+        """What the audit log records before the write: enough to undo or settle it."""
+        fields = self.as_dict()
+        del fields["dry_run"]
+        return {**fields, "section": self.section}
+
+    def result_fields(self) -> dict:
+        return {"action": self.action, "enrollment_id": self.enrollment_id,
+                "section_id": self.section_id, "after": self.after,
+                **({"error": self.error} if self.error else {})}
 
     def describe(self) -> str:
         who = f"{self.sis_user_id} in course {self.course_id}"
@@ -478,146 +488,10 @@ def csv_rows(raw, columns, name: str):
             yield reader.line_num, dict(zip(header, fields))
 
 
-# --- the write-ahead audit log ---------------------------------------------------------
+# --- the write-ahead audit log: what its records mean in Canvas -------------------------
 
 
-class Journal:
-    """The audit log: JSON lines, appended whole; an intent is on disk before its write.
-
-    Records: start (a run of a job), intent (a write about to be sent, with the
-    before-state), result (what Canvas answered, or what a later look found),
-    end (how the run ended). A run killed mid-way leaves intents without results;
-    settle() closes them by looking at Canvas.
-    """
-
-    def __init__(self, path: str, token: str):
-        self.path, self.token = path, token
-        self.run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self.job = self.run
-        self.seq = 0
-        self.lock = threading.Lock()
-        self.opening: dict | None = None  # the start record, written with the first record
-        self.started = False
-        try:
-            self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            size = os.fstat(self.fd).st_size
-            # a crash may have cut the last line: never glue a record onto it
-            if size and os.pread(self.fd, 1, size - 1) != b"\n":
-                os.write(self.fd, b"\n")
-        except OSError as exc:
-            raise cc.ConfigError(f"cannot write the audit log {path}: {exc.strerror}") from None
-
-    def start(self, command: str, operation: str, key: str, continues: dict | None, **fields):
-        """Begin a run; it reaches the file with its first record, so a run that
-        changes nothing leaves no trace."""
-        if continues:
-            self.job = continues["job"]
-        self.opening = {"event": "start", "job": self.job, "command": command,
-                        "operation": operation, "key": key, **fields,
-                        **({"continues": continues["run"]} if continues else {})}
-
-    def intent(self, change: Change) -> int:
-        with self.lock:
-            self.seq += 1
-            seq = self.seq
-        fields = change.as_dict()
-        del fields["dry_run"]
-        self.append({"event": "intent", "seq": seq, **fields, "section": change.section}, sync=True)
-        return seq
-
-    def result(self, seq: int, change: Change, run: str | None = None, settled=False):
-        entry = {"event": "result", "seq": seq, "action": change.action,
-                 "enrollment_id": change.enrollment_id, "section_id": change.section_id,
-                 "after": change.after, **({"error": change.error} if change.error else {})}
-        if run:
-            entry["of_run"] = run  # closing another run's intent
-        if settled:
-            entry["settled"] = True
-        self.append(entry)  # an intent without it is settled by a look at Canvas
-
-    def end(self, status: str, counts: dict):
-        if self.started:
-            self.append({"event": "end", "status": status, **counts}, sync=True)
-
-    def append(self, entry: dict, sync=False):
-        lines = []
-        with self.lock:
-            for record in filter(None, (self.opening, entry)):
-                record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run,
-                          "job": self.job, **record}
-                lines.append(cc.redact(json.dumps(record, ensure_ascii=False), self.token) + "\n")
-            self.opening, self.started = None, True
-            os.write(self.fd, "".join(lines).encode())  # one write(2) on O_APPEND: never interleaved
-        if sync:
-            os.fsync(self.fd)
-
-    def close(self):
-        os.close(self.fd)
-
-
-def read_log(path: str, warn) -> list[dict]:
-    """Every record of an audit log; a last line cut by a crash is skipped with a warning."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise cc.ConfigError(f"cannot read audit log {path}: {exc.strerror}") from None
-    lines = data.split(b"\n")
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line.decode("utf-8"))
-            if not isinstance(entry, dict) or "run" not in entry:
-                raise ValueError
-        except ValueError:
-            if number == len(lines):  # no newline after it: cut short by a crash
-                warn(f"warning: {path} line {number} was cut short (a crash?); ignoring it")
-                continue
-            raise cc.ConfigError(f"{path} line {number}: not an audit log written by these scripts") from None
-        entries.append(upgrade(entry))
-    return entries
-
-
-def upgrade(entry: dict) -> dict:
-    """Logs of version 1 had one 'change' record per confirmed write and no jobs."""
-    entry.setdefault("job", entry["run"])
-    if entry.get("event") == "change":
-        entry = {**entry, "event": "write", "seq": entry.get("seq")}
-    return entry
-
-
-def open_job(entries: list[dict], key: str) -> dict | None:
-    """The run to continue: the last run with this key, if it did not finish."""
-    starts = [e for e in entries if e.get("event") == "start" and e.get("key") == key]
-    if not starts:
-        return None
-    last = starts[-1]
-    ended = any(e.get("event") == "end" and e["run"] == last["run"] and e.get("status") == "finished"
-                for e in entries)
-    return None if ended else last
-
-
-def job_writes(entries: list[dict], job: str | None, run: str | None = None):
-    """(made, open): the writes a job (or one run of it) made, and its intents with no answer."""
-    intents, made = {}, []
-    for e in entries:
-        if e.get("job") != job or (run and e["run"] != run and e.get("of_run") != run):
-            continue
-        if e.get("event") == "write":
-            made.append(e)
-        elif e.get("event") == "intent":
-            intents[(e["run"], e["seq"])] = e
-        elif e.get("event") == "result":
-            intent = intents.pop((e.get("of_run") or e["run"], e["seq"]), None)
-            if intent and e.get("action") in WRITES:
-                made.append({**intent, **{k: e[k] for k in ("enrollment_id", "section_id", "after")
-                                          if e.get(k) is not None}, "time": e["time"]})
-    return made, list(intents.values())
-
-
-def settle(canvas: cc.Canvas, journal: Journal | None, intents: list[dict]) -> list[dict]:
+def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]) -> list[dict]:
     """Close intents whose answer was lost: done if Canvas shows the change, else not done."""
     made = []
     for course in dict.fromkeys(i["course_id"] for i in intents):
@@ -628,7 +502,7 @@ def settle(canvas: cc.Canvas, journal: Journal | None, intents: list[dict]) -> l
             seen = observed(change, found.get(intent["sis_user_id"], []))
             outcome = seen or dataclasses.replace(change, action="not done", after=change.before)
             if journal:
-                journal.result(intent["seq"], outcome, run=intent["run"], settled=True)
+                journal.result(intent["seq"], outcome.result_fields(), of_run=intent["run"], settled=True)
             if seen:
                 made.append({**intent, "enrollment_id": seen.enrollment_id,
                              "section_id": seen.section_id, "after": seen.after})
@@ -798,13 +672,13 @@ class Run:
         if path is None:
             return
         key = self.operation.job_key(self.options, source_digest)
-        entries = read_log(path, self.report.warn) if os.path.exists(path) else []
-        self.journal = self.journal or Journal(path, self.canvas.config.token)
-        last = open_job(entries, key)
+        entries = audit.read_log(path, self.report.warn) if os.path.exists(path) else []
+        self.journal = self.journal or audit.Journal(path, self.canvas.config.token)
+        last = audit.open_job(entries, key)
         self.journal.start(" ".join((self.options.prog, *self.options.argv)), self.operation.name,
                            key, continues=last, **self.operation.log_fields())
         if last:
-            settle(self.canvas, self.journal, job_writes(entries, last["job"])[1])
+            settle(self.canvas, self.journal, audit.job_writes(entries, last["job"])[1])
 
     def process(self, rows):
         """Plan and apply block by block; a block's writes land before the next block's lookups."""
@@ -886,13 +760,13 @@ class Run:
     def write(self, line: int, change: Change):
         """In a worker: intent on disk, the write, its result on disk."""
         try:
-            seq = self.journal.intent(change) if self.journal else None
+            seq = self.journal.intent(change.intent_fields()) if self.journal else None
             try:
                 done = write(self.canvas, change)
             except cc.CanvasError as exc:
                 done = change.failed(str(exc))
             if self.journal:
-                self.journal.result(seq, done)
+                self.journal.result(seq, done.result_fields())
             return line, done
         finally:
             self.pacer.release()
@@ -938,7 +812,7 @@ class Report:
         self.open_rows[line] = changes
 
     def add(self, line: int, change: Change):
-        kind = "changed" if change.action in WRITES[1:] else change.action
+        kind = "changed" if change.action in audit.WRITES[1:] else change.action
         self.counts[kind] += 1
         left = self.open_rows.pop(line, 1) - 1
         if left:
@@ -1032,19 +906,19 @@ class Undo(Operation):
     def select(self, options: Options, warn) -> str:
         """Read the log and pick the job or run to undo; return its id."""
         self.path = options.undo
-        entries = read_log(options.undo, warn)
-        job, self.one_run = pick_job(entries, options.undo, options.run_id)
+        entries = audit.read_log(options.undo, warn)
+        job, self.one_run = audit.pick_job(entries, options.undo, options.run_id)
         self.target = self.one_run or job
-        self.made, self.open = job_writes(entries, job, self.one_run)
+        self.made, self.open = audit.job_writes(entries, job, self.one_run)
         return self.target
 
-    def rows(self, canvas: cc.Canvas, journal: Journal | None, warn) -> list:
+    def rows(self, canvas: cc.Canvas, journal: audit.Journal | None, warn) -> list:
         """One row per enrollment to put back; intents with no answer settled first."""
         made = self.made + settle(canvas, journal, self.open)
         if not made:
             warn(f"{self.prog}: {'run' if self.one_run else 'job'} {self.target} in "
                  f"{self.path} made no changes; nothing to undo")
-        return [(n, values) for n, values in enumerate(undo_values(made), start=1)]
+        return [(n, values) for n, values in enumerate(audit.undo_values(made), start=1)]
 
     def log_fields(self) -> dict:
         return {"target": self.target}
@@ -1072,51 +946,3 @@ class Undo(Operation):
         action = UNDO[request.first_action]
         return [Change.of_row(request, row, action, dry_run=dry_run,
                               after="active" if action == "reactivated" else target)]
-
-
-def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, str | None]:
-    """(job, run or None): the last job, or the job or run named with --run."""
-    starts = [e for e in entries if e.get("event") == "start"]
-    if not starts:
-        raise cc.ConfigError(f"{path} records no run")
-    if wanted is None:
-        last = starts[-1]
-        if last.get("operation") == "undo" and open_job(entries, last.get("key")):
-            return pick_job(entries, path, last["target"])  # finish the undo cut short
-        made, open_ = job_writes(entries, last["job"])
-        if not (made or open_):
-            raise cc.CanvasError(f"the last job in {path} ({last['job']}) made no changes; "
-                                 + recent_jobs(entries, starts) + ": undo one with --run ID")
-        return last["job"], None
-    if any(e["job"] == wanted for e in starts):
-        return wanted, None
-    run = next((e for e in starts if e["run"] == wanted), None)
-    if run is None:
-        recent = ", ".join(dict.fromkeys(e["job"] for e in reversed(starts)))
-        raise cc.ConfigError(f"{path} has no job or run {wanted!r}; recent jobs: {recent}")
-    return run["job"], wanted
-
-
-def recent_jobs(entries: list[dict], starts: list[dict], count: int = 5) -> str:
-    """The latest jobs that changed something: id, time, command, number of changes."""
-    listed = []
-    for job in dict.fromkeys(e["job"] for e in reversed(starts)):
-        made = len(job_writes(entries, job)[0])
-        if made:
-            first = next(e for e in starts if e["job"] == job)
-            listed.append(f"{job} ({first.get('time', '?')}, {first.get('command', '?')!r}, "
-                          f"{made} change{'s' if made != 1 else ''})")
-        if len(listed) == count:
-            break
-    return "recent jobs with changes: " + "; ".join(listed) if listed else "no job in it changed anything"
-
-
-def undo_values(made: list[dict]):
-    """One row per enrollment, newest first: back to its state before the first write."""
-    latest: dict = {}
-    for entry in reversed(made):
-        key = (entry["course_id"], entry["enrollment_id"])
-        if key not in latest:
-            latest[key] = dict(entry)
-        latest[key]["before"], latest[key]["first_action"] = entry["before"], entry["action"]
-    return list(latest.values())

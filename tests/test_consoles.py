@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TOKEN, audit_writes, run_script
+from conftest import ROOT, TOKEN, audit_writes
 
 IDS = ["Žofia-é", "emoji-😀", "plain-1"]
 

@@ -9,7 +9,7 @@ import pytest
 
 import enroll_user
 import set_user_state
-from conftest import ROOT, audit_records, audit_writes, write_config
+from conftest import ROOT, audit_records, write_config
 from standin import Fault
 
 

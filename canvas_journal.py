@@ -1,0 +1,199 @@
+"""The audit log: JSON lines appended whole, written ahead of every write.
+
+Records: start (a run of a job), intent (a write about to be sent, with the
+state before it), result (what Canvas answered, or what a later look found),
+end (how the run ended). An intent is fsynced before its write is sent, so a
+run killed at any instant leaves at worst intents without results; the
+runner settles those by looking at Canvas. Runs of the same command on the
+same input continue one job until one finishes; undo takes a job or a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+
+import canvas_common as cc
+
+WRITES = ("created", "deactivated", "reactivated", "deleted")  # actions that change Canvas
+
+
+class Journal:
+    """One run's records in the audit log; an intent is on disk before its write."""
+
+    def __init__(self, path: str, token: str):
+        self.path, self.token = path, token
+        self.run = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        self.job = self.run
+        self.seq = 0
+        self.lock = threading.Lock()
+        self.opening: dict | None = None  # the start record, written with the first record
+        self.started = False
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            size = os.fstat(self.fd).st_size
+            # a crash may have cut the last line: never glue a record onto it
+            if size and os.pread(self.fd, 1, size - 1) != b"\n":
+                os.write(self.fd, b"\n")
+        except OSError as exc:
+            raise cc.ConfigError(f"cannot write the audit log {path}: {exc.strerror}") from None
+
+    def start(self, command: str, operation: str, key: str, continues: dict | None, **fields):
+        """Begin a run; it reaches the file with its first record, so a run that
+        changes nothing leaves no trace."""
+        if continues:
+            self.job = continues["job"]
+        self.opening = {"event": "start", "job": self.job, "command": command,
+                        "operation": operation, "key": key, **fields,
+                        **({"continues": continues["run"]} if continues else {})}
+
+    def intent(self, change: dict) -> int:
+        """Record a write about to be sent (and fsync) before it is sent; its number."""
+        with self.lock:
+            self.seq += 1
+            seq = self.seq
+        self.append({"event": "intent", "seq": seq, **change}, sync=True)
+        return seq
+
+    def result(self, seq: int, outcome: dict, of_run: str | None = None, settled=False):
+        """Record what became of intent seq (of this run, or of the run of_run)."""
+        entry = {"event": "result", "seq": seq, **outcome}
+        if of_run:
+            entry["of_run"] = of_run
+        if settled:
+            entry["settled"] = True  # found by a look at Canvas, the answer having been lost
+        self.append(entry)  # not fsynced: an intent without it is settled by a look at Canvas
+
+    def end(self, status: str, counts: dict):
+        if self.started:
+            self.append({"event": "end", "status": status, **counts}, sync=True)
+
+    def append(self, entry: dict, sync=False):
+        lines = []
+        with self.lock:
+            for record in filter(None, (self.opening, entry)):
+                record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run,
+                          "job": self.job, **record}
+                lines.append(cc.redact(json.dumps(record, ensure_ascii=False), self.token) + "\n")
+            self.opening, self.started = None, True
+            os.write(self.fd, "".join(lines).encode())  # one write(2) on O_APPEND: never interleaved
+        if sync:
+            os.fsync(self.fd)
+
+    def close(self):
+        os.close(self.fd)
+
+
+def read_log(path: str, warn) -> list[dict]:
+    """Every record of an audit log; a last line cut by a crash is skipped with a warning."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise cc.ConfigError(f"cannot read audit log {path}: {exc.strerror}") from None
+    lines = data.split(b"\n")
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line.decode("utf-8"))
+            if not isinstance(entry, dict) or "run" not in entry:
+                raise ValueError
+        except ValueError:
+            if number == len(lines):  # no newline after it: cut short by a crash
+                warn(f"warning: {path} line {number} was cut short (a crash?); ignoring it")
+                continue
+            raise cc.ConfigError(f"{path} line {number}: not an audit log written by these scripts") from None
+        entries.append(upgrade(entry))
+    return entries
+
+
+def upgrade(entry: dict) -> dict:
+    """Logs of version 1 had one 'change' record per confirmed write and no jobs."""
+    entry.setdefault("job", entry["run"])
+    if entry.get("event") == "change":
+        entry = {**entry, "event": "write", "seq": entry.get("seq")}
+    return entry
+
+
+def open_job(entries: list[dict], key: str) -> dict | None:
+    """The run to continue: the last run with this key, if it did not finish."""
+    starts = [e for e in entries if e.get("event") == "start" and e.get("key") == key]
+    if not starts:
+        return None
+    last = starts[-1]
+    ended = any(e.get("event") == "end" and e["run"] == last["run"] and e.get("status") == "finished"
+                for e in entries)
+    return None if ended else last
+
+
+def job_writes(entries: list[dict], job: str | None, run: str | None = None):
+    """(made, open): the writes a job (or one run of it) made, and its intents with no answer."""
+    intents, made = {}, []
+    for e in entries:
+        if e.get("job") != job or (run and e["run"] != run and e.get("of_run") != run):
+            continue
+        if e.get("event") == "write":
+            made.append(e)
+        elif e.get("event") == "intent":
+            intents[(e["run"], e["seq"])] = e
+        elif e.get("event") == "result":
+            intent = intents.pop((e.get("of_run") or e["run"], e["seq"]), None)
+            if intent and e.get("action") in WRITES:
+                made.append({**intent, **{k: e[k] for k in ("enrollment_id", "section_id", "after")
+                                          if e.get(k) is not None}, "time": e["time"]})
+    return made, list(intents.values())
+
+
+
+
+def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, str | None]:
+    """(job, run or None): the last job, or the job or run named with --run."""
+    starts = [e for e in entries if e.get("event") == "start"]
+    if not starts:
+        raise cc.ConfigError(f"{path} records no run")
+    if wanted is None:
+        last = starts[-1]
+        if last.get("operation") == "undo" and open_job(entries, last.get("key")):
+            return pick_job(entries, path, last["target"])  # finish the undo cut short
+        made, open_ = job_writes(entries, last["job"])
+        if not (made or open_):
+            raise cc.CanvasError(f"the last job in {path} ({last['job']}) made no changes; "
+                                 + recent_jobs(entries, starts) + ": undo one with --run ID")
+        return last["job"], None
+    if any(e["job"] == wanted for e in starts):
+        return wanted, None
+    run = next((e for e in starts if e["run"] == wanted), None)
+    if run is None:
+        recent = ", ".join(dict.fromkeys(e["job"] for e in reversed(starts)))
+        raise cc.ConfigError(f"{path} has no job or run {wanted!r}; recent jobs: {recent}")
+    return run["job"], wanted
+
+
+def recent_jobs(entries: list[dict], starts: list[dict], count: int = 5) -> str:
+    """The latest jobs that changed something: id, time, command, number of changes."""
+    listed = []
+    for job in dict.fromkeys(e["job"] for e in reversed(starts)):
+        made = len(job_writes(entries, job)[0])
+        if made:
+            first = next(e for e in starts if e["job"] == job)
+            listed.append(f"{job} ({first.get('time', '?')}, {first.get('command', '?')!r}, "
+                          f"{made} change{'s' if made != 1 else ''})")
+        if len(listed) == count:
+            break
+    return "recent jobs with changes: " + "; ".join(listed) if listed else "no job in it changed anything"
+
+
+def undo_values(made: list[dict]):
+    """One row per enrollment, newest first: back to its state before the first write."""
+    latest: dict = {}
+    for entry in reversed(made):
+        key = (entry["course_id"], entry["enrollment_id"])
+        if key not in latest:
+            latest[key] = dict(entry)
+        latest[key]["before"], latest[key]["first_action"] = entry["before"], entry["action"]
+    return list(latest.values())
