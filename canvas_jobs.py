@@ -612,6 +612,7 @@ class Run:
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
         self.journal = None
+        self.raw = None  # the CSV file, read twice
         self.planned: dict = {}
 
     def __enter__(self):
@@ -620,6 +621,8 @@ class Run:
     def __exit__(self, *exc):
         if self.journal:
             self.journal.close()
+        if self.raw:
+            self.raw.close()
 
     def execute(self) -> int:
         rows, total, source_digest = self.source()
@@ -662,7 +665,7 @@ class Run:
         if options.undo is not None:
             return None, 0, "undo:" + self.operation.select(options, self.report.warn)
         name = "stdin" if options.csv == "-" else options.csv
-        raw = open_csv(options.csv)
+        self.raw = raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
         return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 

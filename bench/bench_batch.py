@@ -64,9 +64,9 @@ def batch(canvas, ids, tmp, workers):
     csv = Path(tmp, "change.csv")
     csv.write_text("course_id,sis_user_id,state\n" +
                    "".join(f"sis_course_id:BIG-2027,{sis},inactive\n" for sis in ids))
-    proc = subprocess.run([sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv),
-                           "--log", str(Path(tmp, "audit.jsonl")), "--workers", str(workers)],
-                          env=env_for(canvas), capture_output=True, text=True)
+    args = [sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv),
+            "--log", str(Path(tmp, "audit.jsonl"))] + (["--workers", str(workers)] if workers else [])
+    proc = subprocess.run(args, env=env_for(canvas), capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"batch failed: {proc.stderr[-2000:]}")
 
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=500, help="students to set inactive")
     parser.add_argument("--enrolled", type=int, default=3000, help="enrollments in the course")
     parser.add_argument("--latency-ms", type=float, nargs=2, default=(20, 50))
-    parser.add_argument("--workers", type=int, default=4, help="--workers for the batch")
+    parser.add_argument("--workers", type=int, help="--workers for the batch (default: the script's)")
     parser.add_argument("--cost", type=float, default=0.5,
                         help="rate-limit cost per request (Canvas: CPU+DB seconds; bucket 600, 10/s)")
     parser.add_argument("--skip-loop", action="store_true",
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     try:
         print(f"N={len(ids)} students set inactive in a course of {args.enrolled} enrollments; "
               f"latency {args.latency_ms[0]:g}-{args.latency_ms[1]:g} ms per request; "
-              f"batch with --workers {args.workers}\n")
+              f"batch with --workers {args.workers or 'default'}\n")
         print(f"{'way':<28} {'requests':>9} {'writes':>7} {'throttled':>10} {'seconds':>9}")
         if not args.skip_loop:
             loop_calls, loop_s = measure("loop of single invocations", looped, lambda: loop(looped, ids))
