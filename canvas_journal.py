@@ -33,11 +33,13 @@ class Journal:
         self.opening: dict | None = None  # the start record, written with the first record
         self.started = False
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            size = os.fstat(self.fd).st_size
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no CRLF on Windows
+            self.fd = os.open(path, flags, 0o600)
             # a crash may have cut the last line: never glue a record onto it
-            if size and os.pread(self.fd, 1, size - 1) != b"\n":
-                os.write(self.fd, b"\n")
+            if os.fstat(self.fd).st_size:
+                os.lseek(self.fd, -1, os.SEEK_END)  # (os.pread is not on Windows)
+                if os.read(self.fd, 1) != b"\n":
+                    os.write(self.fd, b"\n")
         except OSError as exc:
             raise cc.ConfigError(f"cannot write the audit log {path}: {exc.strerror}") from None
 
