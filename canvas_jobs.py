@@ -396,14 +396,16 @@ def observed(change: Change, rows: list[dict]) -> Change | None:
 
 
 def open_csv(path: str):
-    """The CSV as a seekable binary file (stdin is spooled to disk); ConfigError if unreadable."""
+    """The CSV as a seekable binary file (a pipe or stdin is spooled to disk); ConfigError if unreadable."""
     try:
-        if path == "-":
-            spool = tempfile.TemporaryFile()
-            shutil.copyfileobj(sys.stdin.buffer, spool)
-            spool.seek(0)
-            return spool
-        return open(path, "rb")
+        source = sys.stdin.buffer if path == "-" else open(path, "rb")
+        if path != "-" and source.seekable():
+            return source
+        spool = tempfile.TemporaryFile()  # it is read twice: checked whole, then run
+        with source:
+            shutil.copyfileobj(source, spool)
+        spool.seek(0)
+        return spool
     except OSError as exc:
         raise cc.ConfigError(f"cannot read CSV file {path}: {exc.strerror}") from None
 

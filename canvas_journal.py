@@ -157,7 +157,7 @@ def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, s
     """(job, run or None): the last job, or the job or run named with --run."""
     starts = [e for e in entries if e.get("event") == "start"]
     if not starts:
-        raise cc.ConfigError(f"{path} records no run")
+        raise cc.ConfigError(f"{path} records no job that changed anything; nothing to undo")
     if wanted is None:
         last = starts[-1]
         if last.get("operation") == "undo" and open_job(entries, last.get("key")):

@@ -94,3 +94,19 @@ def test_hints_quote_for_the_platform_shell(monkeypatch):
     assert canvas_common.shell_quote("a b'c") == "'a b'\"'\"'c'"
     monkeypatch.setattr(canvas_common.os, "name", "nt")
     assert canvas_common.shell_quote("sis_course_id:PHYS 2") == '"sis_course_id:PHYS 2"'
+
+
+def test_csv_from_a_pipe_that_cannot_seek(canvas, course):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    proc = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" "{ROOT / "set_user_state.py"}" --csv /dev/stdin < '
+                       f'<(printf "course_id,sis_user_id,state\\n{course.id},S1,inactive\\n")'],
+        env={**base_env(), **env_for(canvas)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert canvas.store.states_of("S1") == ["inactive"]
+
+
+def base_env():
+    import os
+    from conftest import foreign
+    return {k: v for k, v in os.environ.items() if not foreign(k)}
