@@ -399,7 +399,7 @@ def _retry_after(resp: requests.Response):
         return None
 
 
-def _ssl_reason(exc: Exception) -> str:
+def _short_reason(exc: Exception) -> str:
     """The innermost reason, short: 'certificate verify failed: self-signed certificate'."""
     text = str(exc)
     match = re.search(r"\[SSL: [A-Z_]+\] ([^(]+?)(?: \(_ssl|\)|'|$)", text)
@@ -495,12 +495,12 @@ class Canvas:
         if isinstance(exc, requests.exceptions.SSLError):
             return CanvasUnreachable(
                 f"cannot make a trusted TLS connection to {host}: a certificate problem "
-                f"({_ssl_reason(exc)}); if your network inspects TLS, name your organisation's "
+                f"({_short_reason(exc)}); if your network inspects TLS, name your organisation's "
                 'CA file with --ca-bundle FILE (or "ca_bundle" in the config file, or '
                 "REQUESTS_CA_BUNDLE)", final=True)
         if isinstance(exc, requests.exceptions.ProxyError):
             return CanvasUnreachable(
-                f"cannot reach Canvas at {host} through the proxy ({_ssl_reason(exc)}); "
+                f"cannot reach Canvas at {host} through the proxy ({_short_reason(exc)}); "
                 "check HTTPS_PROXY and NO_PROXY")
         if isinstance(exc, requests.Timeout):
             return CanvasUnreachable(
@@ -649,8 +649,7 @@ class Canvas:
             data["enrollment[course_section_id]"] = id_ref(section, "sis_section_id")
         return self._enrollment(self.request(
             "POST", f"{course_path(course)}/enrollments", data=data,
-            not_found=str(no_such_user(sis_id)) if not section else
-            f"Canvas has no user with SIS ID {sis_id!r} or no section {section}"))
+            not_found=f"Canvas has no user with SIS ID {sis_id!r}" + (f" or no section {section}" if section else "")))
 
     def deactivate(self, course: str, enrollment_id: int) -> dict:
         """DELETE /api/v1/courses/:course_id/enrollments/:id?task=deactivate."""

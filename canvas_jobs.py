@@ -39,6 +39,7 @@ DEFAULT_LOG = "enrollments.audit.jsonl"
 DEFAULT_WORKERS = 16
 BLOCK_ROWS = 1000
 MAX_LISTED = 50  # failed rows named in the summary; --json has them all
+EXIT_OUTPUT_CLOSED = 141  # as a shell reports a command stopped by SIGPIPE
 
 
 # --- options ----------------------------------------------------------------------
@@ -130,10 +131,8 @@ def parse_options(operation: Operation, parser: Parser, argv) -> Options:
     """Check the combination of arguments; one usage line if it is wrong."""
     args = parser.parse_args(argv)
     single = operation.single_values(args)
-    given = [name for name, on in (("COURSE SIS_ID ...", single is not None),
-                                   ("--csv", args.csv is not None),
-                                   ("--undo", args.undo is not None)) if on]
-    if len(given) != 1 or single == {}:
+    ways = (single is not None) + (args.csv is not None) + (args.undo is not None)
+    if ways != 1 or single == {}:
         parser.error(f"give {operation.usage_line}, or --csv FILE, or --undo LOG")
     if single is None and operation.per_user_options(args):
         parser.error(f"{'/'.join(operation.per_user_options(args))} go with one user: "
@@ -364,6 +363,8 @@ def write(canvas: cc.Canvas, change: Change) -> Change:
             if not (exc.unclear or refused) or attempt == 2:
                 raise
             seen = observe(canvas, change)
+            if seen is None and not exc.unclear:
+                raise  # refused, and not done: writing again would be refused again
             if seen is not None:
                 return seen if exc.unclear else dataclasses.replace(
                     seen, action="unchanged", before=seen.after,
@@ -520,7 +521,7 @@ def change_of(entry: dict) -> Change:
 
 
 class Pacer:
-    """How many writes may be in flight: as many as Canvas's rate limiter allows.
+    """How many requests may be in flight: as many as Canvas's rate limiter allows.
 
     Canvas reserves 50 units of its bucket (600) for every request in flight
     and refuses one that would reach the mark, so the room left in
@@ -646,7 +647,7 @@ class Run:
         except Terminated:
             return self.stop("terminated", 143)
         except OutputClosed:
-            return self.stop("stopped: stdout was closed", 141)
+            return self.stop("stopped: stdout was closed", EXIT_OUTPUT_CLOSED)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -706,6 +707,7 @@ class Run:
 
     def run_block(self, block):
         self.drain(0)
+        self.stop_if_output_closed()
         self.planned = {}
         requests = []
         for line, values in block:
@@ -745,8 +747,14 @@ class Run:
                 continue
             self.planned[key] = request.line
             self.drain(self.options.workers * 2)  # a bounded queue: memory stays flat
+            self.stop_if_output_closed()
             self.pacer.acquire()
             self.pending.add(self.pool.submit(self.write, request.line, change))
+
+    def stop_if_output_closed(self):
+        """A closed stdout (| head) stops a batch before its next write, as Ctrl-C does."""
+        if self.report.closed and not self.single:
+            raise OutputClosed()
 
     def paced_map(self, fn, items) -> list:
         """map() through the pool, no more in flight than the pacer allows."""
@@ -817,7 +825,7 @@ class Report:
         self.open_rows[line] = changes
 
     def add(self, line: int, change: Change):
-        kind = "changed" if change.action in audit.WRITES[1:] else change.action
+        kind = change.action if change.action in self.counts else "changed"
         self.counts[kind] += 1
         left = self.open_rows.pop(line, 1) - 1
         if left:
@@ -843,10 +851,10 @@ class Report:
         try:
             print(cc.redact(text, self.token), flush=True)
         except BrokenPipeError:
+            # the runner stops at its next write; what is in flight is still counted
             self.closed = True
             # nothing more can reach the reader, and Python's exit flush must not complain
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise OutputClosed() from None
 
     def warn(self, text: str):
         self.clear_progress()
@@ -881,6 +889,8 @@ class Report:
                 self.warn("\n".join(["failed:", *self.failures]))
                 if self.counts["failed"] > MAX_LISTED:
                     self.warn(f"  ... and {self.counts['failed'] - MAX_LISTED} more")
+        if self.closed and self.batch:
+            return EXIT_OUTPUT_CLOSED  # every write was already under way when stdout closed
         return cc.EXIT_CANVAS if self.counts["failed"] else cc.EXIT_OK
 
 
@@ -915,6 +925,9 @@ class Undo(Operation):
         job, self.one_run = audit.pick_job(entries, options.undo, options.run_id)
         self.target = self.one_run or job
         self.made, self.open = audit.job_writes(entries, job, self.one_run)
+        if options.run_id is None and not (self.made or self.open):
+            raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; "
+                                 + audit.recent_jobs(entries) + ": undo one with --run ID")
         return self.target
 
     def rows(self, canvas: cc.Canvas, journal: audit.Journal | None, warn) -> list:

@@ -87,11 +87,15 @@ def run(capsys, config):
     return _run
 
 
+def clean_environ() -> dict:
+    """This process's environment without CANVAS_*, proxy and CA variables: for subprocesses."""
+    return {k: v for k, v in os.environ.items() if not foreign(k)}
+
+
 def run_script(script, *args, env=None, timeout=60):
     """Run a script as a real subprocess with only the given CANVAS_* environment."""
-    base = {k: v for k, v in os.environ.items() if not foreign(k)}
     proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
-                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          env={**clean_environ(), **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
     assert TOKEN not in proc.stdout + proc.stderr
     return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, TOKEN, audit_writes
+from conftest import ROOT, TOKEN, audit_writes, clean_environ
 
 IDS = ["Žofia-é", "emoji-😀", "plain-1"]
 
@@ -29,22 +29,16 @@ def test_narrow_console_escapes_what_it_cannot_show(canvas, people, tmp_path, en
     csv.write_text("course_id,sis_user_id,state\n" + "".join(f"{people.id},{s},inactive\n" for s in IDS),
                    encoding="utf-8")
     proc = subprocess.run([sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv)],
-                          env={**run_script_env(), **env_for(canvas, encoding)}, capture_output=True)
+                          env={**clean_environ(), **env_for(canvas, encoding)}, capture_output=True)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode(encoding)  # every byte is in the console's encoding
     assert out.count("deactivated") == 3 and "\\U0001f600" in out and b"Traceback" not in proc.stderr
     assert all(canvas.store.states_of(s) == ["inactive"] for s in IDS)
     proc = subprocess.run([sys.executable, str(ROOT / "set_user_state.py"), str(people.id), IDS[1], "active",
-                           "--json"], env={**run_script_env(), **env_for(canvas, encoding)}, capture_output=True)
+                           "--json"], env={**clean_environ(), **env_for(canvas, encoding)}, capture_output=True)
     assert proc.returncode == 0 and proc.stderr == b""
     [obj] = [json.loads(line) for line in proc.stdout.decode(encoding).splitlines()]
     assert obj["sis_user_id"] == IDS[1] and obj["action"] == "reactivated"
-
-
-def run_script_env():
-    import os
-    from conftest import foreign
-    return {k: v for k, v in os.environ.items() if not foreign(k)}
 
 
 def test_closed_pipe_stops_the_batch_like_ctrl_c(canvas, course, tmp_path):
@@ -55,7 +49,7 @@ def test_closed_pipe_stops_the_batch_like_ctrl_c(canvas, course, tmp_path):
     canvas.latency = (0.01, 0.02)
     args = [sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv), "--json",
             "--log", str(tmp_path / "audit.jsonl")]
-    env = {**run_script_env(), "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
+    env = {**clean_environ(), "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = proc.stdout.readline()  # what `| head -1` does
     proc.stdout.close()
@@ -87,7 +81,7 @@ def test_progress_counts_rows_done_fits_the_terminal_and_is_cleared(canvas, cour
     csv.write_text("course_id,sis_user_id,state\n" + "".join(f"{course.id},W{i:03d},inactive\n" for i in range(40)))
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))  # 40 columns
-    env = {**run_script_env(), "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
+    env = {**clean_environ(), "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
     proc = subprocess.Popen([sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv)],
                             env=env, stdout=follower, stderr=follower)  # one terminal for both
     proc.wait(timeout=60)

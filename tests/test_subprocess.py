@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT, TOKEN, run_script
+from conftest import ROOT, TOKEN, clean_environ, run_script
 
 
 def env_for(canvas):
@@ -101,12 +101,6 @@ def test_csv_from_a_pipe_that_cannot_seek(canvas, course):
     proc = subprocess.run(
         ["bash", "-c", f'"{sys.executable}" "{ROOT / "set_user_state.py"}" --csv /dev/stdin < '
                        f'<(printf "course_id,sis_user_id,state\\n{course.id},S1,inactive\\n")'],
-        env={**base_env(), **env_for(canvas)}, capture_output=True, text=True, timeout=60)
+        env={**clean_environ(), **env_for(canvas)}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert canvas.store.states_of("S1") == ["inactive"]
-
-
-def base_env():
-    import os
-    from conftest import foreign
-    return {k: v for k, v in os.environ.items() if not foreign(k)}
