@@ -1,0 +1,248 @@
+"""What flows from plan to apply: Request, Change, the Operation base, and the Canvas
+calls that make, observe and settle a Change (the same whatever planned it)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import canvas_common as cc
+import canvas_journal as audit
+
+from .options import Options, Parser, arg_type
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One user's row, checked: what an Operation plans from."""
+
+    course: str
+    sis_id: str
+    line: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One enrollment's planned, made or failed change; --json prints these fields."""
+
+    course_id: str
+    sis_user_id: str
+    action: str  # created, deactivated, reactivated, deleted, unchanged, failed
+    enrollment_id: int | None = None
+    role: str | None = None
+    section_id: int | None = None
+    before: str | None = None
+    after: str | None = None
+    dry_run: bool = False
+    error: str | None = None
+    section: str | None = dataclasses.field(default=None, compare=False)  # as asked, for a POST
+    notify: bool = dataclasses.field(default=False, compare=False)
+    section_name: str | None = dataclasses.field(default=None, compare=False)  # for the text
+    hint: str = dataclasses.field(default="", compare=False)
+
+    @classmethod
+    def of_row(cls, request: Request, row: dict, action: str, after=None, **extra) -> Change:
+        return cls(request.course, request.sis_id, action, row.get("id"),
+                   row.get("role") or row.get("type"), row.get("course_section_id"),
+                   row.get("enrollment_state"), after or row.get("enrollment_state"), **extra)
+
+    def failed(self, error: str) -> Change:
+        return dataclasses.replace(self, action="failed", error=error, after=self.before)
+
+    def as_dict(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("section", "notify", "section_name", "hint")}
+        if self.error is None:
+            del data["error"]
+        if self.action == "created":  # the section as asked: where a new enrollment goes
+            data["section"] = self.section or "default"
+        return data
+
+    def intent_fields(self) -> dict:
+        """What the audit log records before the write: enough to undo or settle it."""
+        fields = self.as_dict()
+        del fields["dry_run"]
+        return {**fields, "section": self.section}
+
+    def result_fields(self) -> dict:
+        return {"action": self.action, "enrollment_id": self.enrollment_id,
+                "section_id": self.section_id, "after": self.after,
+                **({"error": self.error} if self.error else {})}
+
+    def describe(self) -> str:
+        who = f"{self.sis_user_id} in course {self.course_id}"
+        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
+        if self.action == "failed":
+            text = f"{who}: failed: {self.error}"
+        elif self.action == "unchanged":
+            text = f"{who}: {what} is already {self.before}; nothing to do"
+        elif self.action == "created" and self.dry_run:
+            where = "the course's default section" if not self.section else \
+                f"section {self.section_id}" + (f" ({self.section_name})" if self.section_name else "")
+            text = f"would enroll {who} as {self.role} ({self.after}) in {where}"
+        elif self.action == "created":
+            text = f"enrolled {who}: {what} {self.after}"
+        else:
+            verb = f"would be {self.action}" if self.dry_run else self.action
+            text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
+        return text + (f"; {self.hint}" if self.hint else "")
+
+
+class Operation:
+    """What a script declares; the runner does everything else.
+
+    A subclass names its CSV columns, adds its arguments, turns values (from the
+    command line, a CSV row or the log) into a Request, and plans Changes from a
+    Request and the user's active and inactive enrollments. Applying a Change is
+    the same Canvas call whatever planned it.
+    """
+
+    name = ""
+    prog = ""
+    columns: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+    usage_line = "COURSE SIS_ID ..."
+
+    def add_arguments(self, parser: Parser) -> None:
+        """COURSE and SIS_ID, then the operation's own arguments."""
+        parser.add_argument("course", nargs="?", metavar="COURSE", type=arg_type(cc.parse_course),
+                            help="course id (12345) or sis_course_id:XYZ")
+        parser.add_argument("sis_id", nargs="?", type=arg_type(cc.parse_sis_id), metavar="SIS_ID",
+                            help="the user's SIS ID (exact, case-sensitive)")
+        self.add_own_arguments(parser)
+
+    def add_own_arguments(self, parser: Parser) -> None:
+        """The third positional (named as the third column) and options named as the optional columns."""
+        raise NotImplementedError
+
+    def single_values(self, args) -> dict | None:
+        """The command line's one user as CSV-like values; None for --csv/--undo, {} if incomplete."""
+        third = self.columns[2]
+        if args.course is None and args.sis_id is None:
+            return None
+        if args.sis_id is None or getattr(args, third) is None:
+            return {}
+        return {"course_id": args.course, "sis_user_id": args.sis_id, third: getattr(args, third),
+                **{column: getattr(args, column) for column in self.optional}}
+
+    def per_user_options(self, args) -> list[str]:
+        """Options given that only make sense for one user (refused with --csv)."""
+        return [f"--{column}" for column in self.optional if getattr(args, column)]
+
+    def extra_options(self, args) -> dict:
+        return {}
+
+    def request(self, values: dict, options: Options, line: int = 0) -> Request:
+        """Check one row's values as the command line checks them; ValueError if bad."""
+        raise NotImplementedError
+
+    def plan(self, canvas: cc.Canvas, request: Request, rows: list[dict], dry_run: bool) -> list[Change]:
+        raise NotImplementedError
+
+    def log_fields(self) -> dict:
+        """What the start record of a run says beyond the command."""
+        return {}
+
+    def job_key(self, options: Options, source_digest: str) -> str:
+        """Runs with the same key continue one job."""
+        extra = json.dumps(options.extra, sort_keys=True)
+        return hashlib.sha256(f"{self.name}\0{source_digest}\0{extra}".encode()).hexdigest()[:16]
+
+
+# --- applying a change: the same Canvas calls for every operation --------------------
+
+
+def apply(canvas: cc.Canvas, change: Change) -> Change:
+    """Make one change in Canvas; return it with what Canvas made."""
+    if change.action == "created":
+        row = create(canvas, change)
+        return dataclasses.replace(change, enrollment_id=row.get("id"), role=row.get("role") or change.role,
+                                   section_id=row.get("course_section_id"),
+                                   after=row.get("enrollment_state"))
+    calls = {"deactivated": canvas.deactivate, "reactivated": canvas.reactivate,
+             "deleted": canvas.delete}
+    body = calls[change.action](change.course_id, change.enrollment_id)
+    if cc.state_group(body.get("enrollment_state")) != cc.state_group(change.after):
+        raise cc.CanvasBadResponse(
+            f"Canvas answered that enrollment {change.enrollment_id} is "
+            f"{body.get('enrollment_state')!r}, not {change.after!r}")
+    return dataclasses.replace(change, after=body.get("enrollment_state"))
+
+
+def create(canvas: cc.Canvas, change: Change) -> dict:
+    """POST the enrollment; a 404 with a section given names whichever is missing."""
+    try:
+        return canvas.enroll(change.course_id, change.sis_user_id, change.role, change.after,
+                             change.section, change.notify)
+    except cc.CanvasNotFound:
+        if change.section and canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
+            raise cc.CanvasNotFound(
+                f"section {change.section} not found in course {change.course_id}") from None
+        raise cc.no_such_user(change.sis_user_id) from None
+
+
+def write(canvas: cc.Canvas, change: Change) -> Change:
+    """Apply with care: after an unclear failure, or a refusal because the enrollment
+    is no longer as planned, look at Canvas before (never blindly) writing again."""
+    for attempt in range(3):
+        try:
+            return apply(canvas, change)
+        except cc.CanvasError as exc:
+            refused = isinstance(exc, cc.CanvasBadRequest) and change.action != "created"
+            if not (exc.unclear or refused) or attempt == 2:
+                raise
+            seen = observe(canvas, change)
+            if seen is None and not exc.unclear:
+                raise  # refused, and not done: writing again would be refused again
+            if seen is not None:
+                return seen if exc.unclear else dataclasses.replace(
+                    seen, action="unchanged", before=seen.after,
+                    hint="already so in Canvas (a linked enrollment, or someone else, changed it)")
+
+
+def observe(canvas: cc.Canvas, change: Change) -> Change | None:
+    """The change as Canvas shows it now, if Canvas shows it made; else None (2 lookups)."""
+    rows = cc.user_enrollments(canvas, change.course_id, change.sis_user_id)
+    return observed(change, rows)
+
+
+def observed(change: Change, rows: list[dict]) -> Change | None:
+    if change.action == "created":
+        row = next((r for r in rows if r.get("role") == change.role and
+                    (change.enrollment_id is None or r.get("id") == change.enrollment_id) and
+                    cc.section_matches(r, change.section)), None)
+        if row is None:
+            return None
+        return dataclasses.replace(change, enrollment_id=row["id"], section_id=row.get("course_section_id"),
+                                   after=row.get("enrollment_state"))
+    row = next((r for r in rows if r.get("id") == change.enrollment_id), None)
+    now = row.get("enrollment_state") if row else "deleted"
+    if change.action == "deleted":
+        return dataclasses.replace(change, after="deleted") if row is None else None
+    return dataclasses.replace(change, after=now) if cc.state_group(now) == cc.state_group(change.after) else None
+
+
+# --- the write-ahead audit log: what its records mean in Canvas -------------------------
+
+
+def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]) -> list[dict]:
+    """Close intents whose answer was lost: done if Canvas shows the change, else not done."""
+    made = []
+    for course in dict.fromkeys(i["course_id"] for i in intents):
+        mine = [i for i in intents if i["course_id"] == course]
+        found = cc.users_enrollments(canvas, course, [i["sis_user_id"] for i in mine])
+        for intent in mine:
+            change = change_of(intent)
+            seen = observed(change, found.get(intent["sis_user_id"], []))
+            outcome = seen or dataclasses.replace(change, action="not done", after=change.before)
+            if journal:
+                journal.result(intent["seq"], outcome.result_fields(), of_run=intent["run"], settled=True)
+            if seen:
+                made.append({**intent, "enrollment_id": seen.enrollment_id,
+                             "section_id": seen.section_id, "after": seen.after})
+    return made
+
+
+def change_of(entry: dict) -> Change:
+    names = {f.name for f in dataclasses.fields(Change)}
+    return Change(**{k: v for k, v in entry.items() if k in names})

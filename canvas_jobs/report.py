@@ -1,0 +1,111 @@
+"""The report: results on stdout, progress, failures and the summary on stderr."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+import sys
+
+import canvas_common as cc
+
+from .changes import Change
+from .options import Options
+
+MAX_LISTED = 50  # failed rows named in the summary; --json has them all
+EXIT_OUTPUT_CLOSED = 141  # as a shell reports a command stopped by SIGPIPE
+
+
+def _terminal_width(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (OSError, ValueError, AttributeError):
+        return 80
+
+
+class Report:
+    """Results on stdout (text or JSON lines); progress, failures and summary on stderr."""
+
+    def __init__(self, options: Options, batch: bool):
+        self.options, self.batch = options, batch
+        self.token, self.total, self.done = "", 0, 0
+        self.counts = {"created": 0, "changed": 0, "unchanged": 0, "failed": 0}
+        self.failures: list[str] = []
+        self.progress = batch and sys.stderr.isatty()
+        self.open_rows: dict[int, int] = {}  # line -> changes not yet reported
+        self.closed = False  # stdout's reader went away
+        self.drawn = False  # the progress line is on the terminal
+        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+        self.ascii_json = codecs.lookup(encoding).name != "utf-8"  # valid JSON on any console
+
+    def expect(self, line: int, changes: int):
+        self.open_rows[line] = changes
+
+    def add(self, line: int, change: Change):
+        kind = change.action if change.action in self.counts else "changed"
+        self.counts[kind] += 1
+        left = self.open_rows.pop(line, 1) - 1
+        if left:
+            self.open_rows[line] = left
+        else:
+            self.done += 1
+        if change.action == "failed":
+            if not self.batch:
+                self.warn(f"{self.options.prog}: error: {change.error}")
+            elif len(self.failures) < MAX_LISTED:  # memory stays flat on huge files
+                self.failures.append(f"  line {line} ({change.sis_user_id}): {change.error}")
+        if self.options.as_json:
+            self.out(json.dumps({**change.as_dict(), **({"row": line} if self.batch else {})},
+                                ensure_ascii=self.ascii_json))
+        elif change.action != "failed":
+            self.out(change.describe())
+        self.show_progress()
+
+    def out(self, text: str):
+        if self.closed:
+            return
+        self.clear_progress()
+        try:
+            print(cc.redact(text, self.token), flush=True)
+        except BrokenPipeError:
+            # the runner stops at its next write; what is in flight is still counted
+            self.closed = True
+            # nothing more can reach the reader, and Python's exit flush must not complain
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    def warn(self, text: str):
+        self.clear_progress()
+        print(cc.redact(text, self.token), file=sys.stderr, flush=True)
+
+    def show_progress(self):
+        """One line on the terminal, rewritten in place, never wider than the terminal."""
+        if self.progress:
+            width = _terminal_width(sys.stderr) - 1
+            sys.stderr.write(f"\r{f'row {self.done}/{self.total}: {self.summary()}'[:width]}\x1b[K")
+            sys.stderr.flush()
+            self.drawn = True
+
+    def clear_progress(self):
+        if self.drawn:  # a line printed after it must not start in its middle
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.drawn = False
+
+    def summary(self) -> str:
+        dry = " (dry run: nothing changed)" if self.options.dry_run else ""
+        return ", ".join(f"{k} {v}" for k, v in self.counts.items()) + dry
+
+    def finish(self, stopped: str | None = None) -> int:
+        if stopped:
+            self.warn(f"{stopped} after {self.done} of {self.total} rows "
+                      f"({self.summary()}); run the same command again to finish")
+            return cc.EXIT_CANVAS
+        if self.batch:
+            self.warn(f"summary: {self.summary()}")
+            if self.failures:
+                self.warn("\n".join(["failed:", *self.failures]))
+                if self.counts["failed"] > MAX_LISTED:
+                    self.warn(f"  ... and {self.counts['failed'] - MAX_LISTED} more")
+        if self.closed and self.batch:
+            return EXIT_OUTPUT_CLOSED  # every write was already under way when stdout closed
+        return cc.EXIT_CANVAS if self.counts["failed"] else cc.EXIT_OK

@@ -1,0 +1,243 @@
+"""The runner: rows in, bulk lookups, plans, paced writes with a write-ahead log, the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+import canvas_common as cc
+import canvas_journal as audit
+
+from .changes import Change, Operation, Request, settle, write
+from .csvfile import check_csv, csv_rows, digest, open_csv
+from .options import Options
+from .pacing import Pacer
+from .report import EXIT_OUTPUT_CLOSED, Report
+from .undo import Undo
+
+BLOCK_ROWS = 1000
+
+
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread so a run stops as on Ctrl-C."""
+
+
+class OutputClosed(Exception):
+    """stdout was closed (| head): a run stops as on Ctrl-C."""
+
+
+def run(operation: Operation, options: Options) -> int:
+    """Run one operation to the end; the one place errors and interrupts become output."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # what a console cannot show is escaped, never a crash
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        if options.undo is not None:
+            operation = Undo(operation.prog)
+        with Run(operation, options) as job:
+            return job.execute()
+    except cc.CanvasError as exc:
+        print(f"{options.prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{options.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+class Run:
+    """One run: a source of rows, Canvas, the journal, the pool, and the report."""
+
+    def __init__(self, operation: Operation, options: Options):
+        self.operation, self.options = operation, options
+        self.single = options.single is not None
+        self.report = Report(options, batch=not self.single)
+        self.canvas = cc.connect(options.config, options.timeout, options.retries, options.verbose,
+                                 pool=1 if self.single else options.workers, ca_bundle=options.ca_bundle)
+        self.report.token = self.canvas.config.token
+        self.pacer = Pacer(1 if self.single else options.workers)
+        self.canvas.observer = self.pacer.observe
+        self.journal = None
+        self.raw = None  # the CSV file, read twice
+        self.planned: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.journal:
+            self.journal.close()
+        if self.raw:
+            self.raw.close()
+
+    def execute(self) -> int:
+        rows, total, source_digest = self.source()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) \
+            if threading.current_thread() is threading.main_thread() else None
+        status = "stopped"
+        try:
+            self.open_journal(source_digest)
+            if self.options.undo is not None:
+                rows = self.operation.rows(self.canvas, self.journal, self.report.warn)
+                total = len(rows)
+                if not rows:
+                    return cc.EXIT_OK
+            self.report.total = total
+            self.process(rows)
+            status = "finished"
+        except KeyboardInterrupt:
+            return self.stop("interrupted", 130)
+        except Terminated:
+            return self.stop("terminated", 143)
+        except OutputClosed:
+            return self.stop("stopped: stdout was closed", EXIT_OUTPUT_CLOSED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if self.journal:
+                self.journal.end(status, self.report.counts)
+        return self.report.finish()
+
+    def stop(self, word: str, code: int) -> int:
+        self.report.finish(stopped=f"{self.options.prog}: {word}")
+        return code
+
+    def source(self):
+        """(rows, count, digest): the rows to run, however they were given."""
+        options = self.options
+        if self.single:
+            values = options.single
+            return [(0, values)], 1, json.dumps(values, sort_keys=True)
+        if options.undo is not None:
+            return None, 0, "undo:" + self.operation.select(options, self.report.warn)
+        name = "stdin" if options.csv == "-" else options.csv
+        self.raw = raw = open_csv(options.csv)
+        total = check_csv(raw, self.operation.columns, name)
+        return csv_rows(raw, self.operation.columns, name), total, digest(raw)
+
+    def open_journal(self, source_digest: str):
+        """Start (or continue) the job in the log; settle what a cut-short run left open."""
+        path = self.options.log_path
+        if path is None:
+            return
+        key = self.operation.job_key(self.options, source_digest)
+        entries = audit.read_log(path, self.report.warn) if os.path.exists(path) else []
+        self.journal = self.journal or audit.Journal(path, self.canvas.config.token)
+        last = audit.open_job(entries, key)
+        self.journal.start(" ".join((self.options.prog, *self.options.argv)), self.operation.name,
+                           key, continues=last, **self.operation.log_fields())
+        if last:
+            settle(self.canvas, self.journal, audit.job_writes(entries, last["job"])[1])
+
+    def process(self, rows):
+        """Plan and apply block by block; a block's writes land before the next block's lookups."""
+        with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
+            self.pool, self.pending = pool, set()
+            try:
+                block = []
+                for row in rows:
+                    block.append(row)
+                    if len(block) == BLOCK_ROWS:
+                        self.run_block(block)
+                        block = []
+                self.run_block(block)
+                self.drain(0)
+            except BaseException:
+                for future in self.pending:
+                    future.cancel()  # not started: not written; started: finish and get logged
+                self.drain(0)
+                raise
+
+    def run_block(self, block):
+        self.drain(0)
+        self.stop_if_output_closed()
+        self.planned = {}
+        requests = []
+        for line, values in block:
+            try:
+                requests.append(self.operation.request(values, self.options, line))
+            except ValueError as exc:
+                self.report.add(line, Change(values.get("course_id", ""), values.get("sis_user_id", ""),
+                                             "failed", dry_run=self.options.dry_run, error=str(exc)))
+        for course in dict.fromkeys(r.course for r in requests):
+            mine = [r for r in requests if r.course == course]
+            try:
+                found = cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map)
+            except cc.CanvasError as exc:
+                for r in mine:
+                    self.report.add(r.line, Change(course, r.sis_id, "failed",
+                                                   dry_run=self.options.dry_run, error=str(exc)))
+                continue
+            for r in mine:
+                self.plan(r, found.get(r.sis_id, []))
+
+    def plan(self, request: Request, rows: list[dict]):
+        try:
+            changes = self.operation.plan(self.canvas, request, rows, self.options.dry_run)
+        except cc.CanvasError as exc:
+            return self.report.add(request.line, Change(request.course, request.sis_id, "failed",
+                                                        dry_run=self.options.dry_run, error=str(exc)))
+        self.report.expect(request.line, len(changes))
+        for change in changes:
+            key = (change.course_id, change.enrollment_id) if change.enrollment_id else \
+                (change.course_id, change.sis_user_id, change.role, change.section)
+            if change.action != "unchanged" and key in self.planned:
+                # the same change twice in one block: write once, never race with ourselves
+                change = dataclasses.replace(change, action="unchanged",
+                                             hint=f"done by line {self.planned[key]}")
+            if change.action == "unchanged" or self.options.dry_run:
+                self.report.add(request.line, change)
+                continue
+            self.planned[key] = request.line
+            self.drain(self.options.workers * 2)  # a bounded queue: memory stays flat
+            self.stop_if_output_closed()
+            self.pacer.acquire()
+            self.pending.add(self.pool.submit(self.write, request.line, change))
+
+    def stop_if_output_closed(self):
+        """A closed stdout (| head) stops a batch before its next write, as Ctrl-C does."""
+        if self.report.closed and not self.single:
+            raise OutputClosed()
+
+    def paced_map(self, fn, items) -> list:
+        """map() through the pool, no more in flight than the pacer allows."""
+        futures = []
+        for item in items:
+            self.pacer.acquire()
+            futures.append(self.pool.submit(self.paced, fn, item))
+        return [f.result() for f in futures]
+
+    def paced(self, fn, item):
+        try:
+            return fn(item)
+        finally:
+            self.pacer.release()
+
+    def write(self, line: int, change: Change):
+        """In a worker: intent on disk, the write, its result on disk."""
+        try:
+            seq = self.journal.intent(change.intent_fields()) if self.journal else None
+            try:
+                done = write(self.canvas, change)
+            except cc.CanvasError as exc:
+                done = change.failed(str(exc))
+            if self.journal:
+                self.journal.result(seq, done.result_fields())
+            return line, done
+        finally:
+            self.pacer.release()
+
+    def drain(self, limit: int):
+        while len(self.pending) > limit:
+            finished, self.pending = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if not future.cancelled():
+                    self.report.add(*future.result())
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()

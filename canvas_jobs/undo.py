@@ -1,0 +1,80 @@
+"""Undo: an operation over the audit log that puts back what a job changed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import canvas_common as cc
+import canvas_journal as audit
+
+from .changes import Change, Operation, Request, settle
+from .options import Options
+
+UNDO = {"deactivated": "reactivated", "reactivated": "deactivated", "created": "deleted"}
+
+
+@dataclasses.dataclass(frozen=True)
+class UndoRequest(Request):
+    enrollment_id: int | None = None
+    first_action: str = ""
+    before: str | None = None  # before the job's first write
+    after: str | None = None  # after its last
+    role: str | None = None
+    section_id: int | None = None
+
+
+class Undo(Operation):
+    """Put back every enrollment a job (or one run) changed, newest first."""
+
+    name = "undo"
+    columns = ("course_id", "sis_user_id")
+
+    def __init__(self, prog: str):
+        self.prog, self.target = prog, None
+
+    def select(self, options: Options, warn) -> str:
+        """Read the log and pick the job or run to undo; return its id."""
+        self.path = options.undo
+        entries = audit.read_log(options.undo, warn)
+        job, self.one_run = audit.pick_job(entries, options.undo, options.run_id)
+        self.target = self.one_run or job
+        self.made, self.open = audit.job_writes(entries, job, self.one_run)
+        if options.run_id is None and not (self.made or self.open):
+            raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; "
+                                 + audit.recent_jobs(entries) + ": undo one with --run ID")
+        return self.target
+
+    def rows(self, canvas: cc.Canvas, journal: audit.Journal | None, warn) -> list:
+        """One row per enrollment to put back; intents with no answer settled first."""
+        made = self.made + settle(canvas, journal, self.open)
+        if not made:
+            warn(f"{self.prog}: {'run' if self.one_run else 'job'} {self.target} in "
+                 f"{self.path} made no changes; nothing to undo")
+        return [(n, values) for n, values in enumerate(audit.undo_values(made), start=1)]
+
+    def log_fields(self) -> dict:
+        return {"target": self.target}
+
+    def request(self, values: dict, options: Options, line: int = 0) -> UndoRequest:
+        if values.get("first_action") not in UNDO:
+            raise ValueError(f"cannot undo {values.get('first_action')!r}")
+        return UndoRequest(values["course_id"], values["sis_user_id"], line,
+                           values["enrollment_id"], values["first_action"], values["before"],
+                           values["after"], values.get("role"), values.get("section_id"))
+
+    def plan(self, canvas, request: UndoRequest, rows, dry_run):
+        """Undo only what is still as the job left it; anything changed since is reported."""
+        target = "deleted" if request.first_action == "created" else request.before
+        row = next((r for r in rows if r.get("id") == request.enrollment_id), None) or {
+            "id": request.enrollment_id, "role": request.role, "course_section_id": request.section_id,
+            "enrollment_state": "deleted" if target == "deleted" else "concluded or deleted"}
+        now = row["enrollment_state"]
+        if cc.state_group(now) == cc.state_group(target):
+            return [Change.of_row(request, row, "unchanged", dry_run=dry_run)]
+        if now != request.after:
+            raise cc.CanvasError(
+                f"enrollment {request.enrollment_id} is {now} now, not {request.after} as the job "
+                "left it; changed since, so not undone")
+        action = UNDO[request.first_action]
+        return [Change.of_row(request, row, action, dry_run=dry_run,
+                              after="active" if action == "reactivated" else target)]
