@@ -28,8 +28,11 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 TYPES = ("StudentEnrollment", "TeacherEnrollment", "TaEnrollment",
          "ObserverEnrollment", "DesignerEnrollment")
 ROLE_IDS = {t: i for i, t in enumerate(TYPES, start=1)}
+LABELS = {"StudentEnrollment": "Student", "TeacherEnrollment": "Teacher", "TaEnrollment": "TA",
+          "ObserverEnrollment": "Observer", "DesignerEnrollment": "Designer"}
 RUBY_SPACE = " \t\n\v\f\r\0"  # Ruby's String#strip; Python's strip() removes more
 NOT_FOUND = {"errors": [{"message": "The specified resource does not exist."}]}
+ADMINS = ("admin", "noroles")  # token kinds with an account admin's rights on enrollments
 UNAUTHORIZED = {"status": "unauthorized",
                 "errors": [{"message": "user not authorized to perform that action"}]}
 
@@ -56,12 +59,46 @@ class User:
 
 
 @dataclasses.dataclass
+class Account:
+    id: int
+    name: str
+    parent_id: int | None = None
+
+
+@dataclasses.dataclass
+class Role:
+    """A course role (app/models/role.rb): built-in ones are their own base type;
+    a custom one has a label, a base type and lives in an account, seen by its
+    sub-accounts too. workflow_state: built_in, active, inactive or deleted."""
+
+    id: int
+    label: str
+    base_role_type: str
+    account_id: int | None = None
+    workflow_state: str = "active"
+
+
+@dataclasses.dataclass
 class Course:
     id: int
     name: str
     sis_course_id: str | None
     default_section_id: int
     workflow_state: str = "available"  # or "completed" (concluded)
+    account_id: int = 1
+    end_at: datetime | None = None
+    restrict_enrollments_to_course_dates: bool = False
+    term_end_at: datetime | None = None  # its enrollment term's end
+
+    def concluded(self) -> bool:
+        """app/models/course.rb concluded?/soft_concluded?: the course's own end date
+        counts only with restrict_enrollments_to_course_dates; else the term's."""
+        now = datetime.now(timezone.utc)
+        if self.workflow_state == "completed":
+            return True
+        if self.end_at and self.restrict_enrollments_to_course_dates:
+            return self.end_at < now
+        return bool(self.term_end_at and self.term_end_at < now)
 
 
 @dataclasses.dataclass
@@ -70,6 +107,16 @@ class Section:
     course_id: int
     name: str
     sis_section_id: str | None = None
+    end_at: datetime | None = None
+    restrict_enrollments_to_section_dates: bool = False
+    nonxlist_course_id: int | None = None  # the course it came from, once cross-listed
+
+    def concluded(self, course: Course) -> bool:
+        """app/models/course_section.rb concluded?: its own end date with
+        restrict_enrollments_to_section_dates, else the course's."""
+        if self.end_at and self.restrict_enrollments_to_section_dates:
+            return self.end_at < datetime.now(timezone.utc)
+        return course.concluded()
 
 
 @dataclasses.dataclass
@@ -82,6 +129,9 @@ class Enrollment:
     role: str
     workflow_state: str
     associated_user_id: int | None = None  # an observer's link to the student it observes
+    role_id: int = 0
+    sis_import_id: int | None = None  # set when an SIS import made or last changed it
+    end_at: str | None = None  # its own end date (ISO 8601), independent of its state
     created_at: str = dataclasses.field(default_factory=now_iso)
     updated_at: str = dataclasses.field(default_factory=now_iso)
 
@@ -147,8 +197,53 @@ class Store:
         self.sections: dict[int, Section] = {}
         self.enrollments: dict[int, Enrollment] = {}
         # token -> kind: admin (all rights), nosis (a teacher: no SIS data),
+        # noroles (an admin without "Permissions - manage": may not list roles),
         # student (no rights), expired, revoked
         self.tokens: dict[str, str] = {}
+        # token -> its developer key's scopes ("url:GET|/api/v1/courses/:course_id/enrollments")
+        # when the key enforces scopes (lib/authentication_methods.rb, validate_scopes)
+        self.scopes: dict[str, list[str]] = {}
+        self.accounts: dict[int, Account] = {1: Account(1, "Root account")}
+        self.role_ids = itertools.count(100)
+        self.roles: dict[int, Role] = {i: Role(i, LABELS[t], t, None, "built_in")
+                                       for t, i in ROLE_IDS.items()}
+
+    def add_account(self, name, parent=None) -> Account:
+        with self.lock:
+            account = Account(max(self.accounts) + 1, name, parent.id if parent else 1)
+            self.accounts[account.id] = account
+            return account
+
+    def add_role(self, label, base="StudentEnrollment", account=None, state="active") -> Role:
+        """A custom course role in an account (the root account by default)."""
+        with self.lock:
+            role = Role(next(self.role_ids), label, base, account.id if account else 1, state)
+            self.roles[role.id] = role
+            return role
+
+    def account_chain(self, account_id) -> list[int]:
+        chain = []
+        while account_id is not None:
+            chain.append(account_id)
+            account_id = self.accounts[account_id].parent_id
+        return chain
+
+    def course_roles(self, course) -> list[Role]:
+        """Built-in roles and the custom ones of the course's account and its parents
+        (app/models/account.rb available_course_roles via role.rb), deleted ones left out."""
+        chain = self.account_chain(course.account_id)
+        return [r for r in self.roles.values() if r.workflow_state != "deleted"
+                and (r.account_id is None or r.account_id in chain)]
+
+    def crosslist(self, section, course):
+        """Move a section and its enrollments into another course
+        (app/models/course_section.rb crosslist_to_course)."""
+        with self.lock:
+            section.nonxlist_course_id = section.nonxlist_course_id or section.course_id
+            section.course_id = course.id
+            for e in self.enrollments.values():
+                if e.course_section_id == section.id:
+                    e.course_id = course.id
 
     def add_user(self, sis_user_id, name=None, other_logins=()) -> User:
         with self.lock:
@@ -174,11 +269,16 @@ class Store:
             return section
 
     def enroll(self, user, course, type="StudentEnrollment", state="active",
-               section=None, role=None, observing=None) -> Enrollment:
+               section=None, role=None, observing=None, **extra) -> Enrollment:
+        """role: a custom Role (its base type is the type); extra: sis_import_id, end_at."""
         with self.lock:
             section_id = section.id if section else course.default_section_id
+            if role is not None:
+                type = role.base_role_type
+            role = role or self.roles[ROLE_IDS[type]]
             enrollment = Enrollment(next(self.ids), user.id, course.id, section_id, type,
-                                    role or type, state, observing.id if observing else None)
+                                    role.label if role.workflow_state != "built_in" else type,
+                                    state, observing.id if observing else None, role.id, **extra)
             self.enrollments[enrollment.id] = enrollment
             return enrollment
 
@@ -460,6 +560,10 @@ class Handler(BaseHTTPRequestHandler):
         store = self.canvas.store
         if seg[:2] == ["api", "v1"] and len(seg) == 4 and seg[2] == "users" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_user(seg[3], kind))
+        if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 5 and seg[4] == "roles" and method == "GET":
+            return self.with_token(auth, lambda kind: self.list_roles(seg[3], kind))
+        if seg[:3] == ["api", "v1", "sections"] and len(seg) == 4 and method == "GET":
+            return self.with_token(auth, lambda kind: self.show_section(None, seg[3]))
         if seg[:3] != ["api", "v1", "courses"] or len(seg) < 4:
             return 404, NOT_FOUND, {}
         course = store.find(store.courses, seg[3], "sis_course_id")
@@ -467,9 +571,7 @@ class Handler(BaseHTTPRequestHandler):
             return 404, NOT_FOUND, {}
         rest = seg[4:]
         if rest == [] and method == "GET":
-            return self.with_token(auth, lambda kind: (200, {
-                "id": course.id, "name": course.name, "sis_course_id": course.sis_course_id,
-                "workflow_state": course.workflow_state}, {}))
+            return self.with_token(auth, lambda kind: (200, self.course_json(course), {}))
         if len(rest) == 2 and rest[0] == "sections" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_section(course, rest[1]))
         if rest == ["enrollments"] and method == "GET":
@@ -492,16 +594,71 @@ class Handler(BaseHTTPRequestHandler):
         if kind in (None, "expired", "revoked"):
             message = {None: "Invalid", "expired": "Expired", "revoked": "Revoked"}[kind]
             return 401, {"errors": [{"message": f"{message} access token."}]}, www
+        scopes = self.canvas.store.scopes.get(token)
+        if scopes is not None and not any(scope_allows(s, self.record["method"], self.record["path"])
+                                          for s in scopes):
+            # lib/authentication_methods.rb validate_scopes raises AccessTokenScopeError;
+            # app/controllers/application_controller.rb answers it 401, without WWW-Authenticate
+            return 401, {"errors": [{"message": "Insufficient scopes on access token."}]}, {}
         return action(kind)
 
+    def course_json(self, course):
+        """GET /api/v1/courses/:id (lib/api/v1/course_json.rb): include[]=concluded adds
+        Course#concluded?, which counts end dates, not only workflow_state."""
+        body = {"id": course.id, "name": course.name, "sis_course_id": course.sis_course_id,
+                "workflow_state": course.workflow_state, "account_id": course.account_id,
+                "end_at": iso(course.end_at),
+                "restrict_enrollments_to_course_dates": course.restrict_enrollments_to_course_dates}
+        if "concluded" in as_list(self.query.get("include[]", [])):
+            body["concluded"] = course.concluded()
+        return body
+
+    def list_roles(self, ident, kind):
+        """GET /api/v1/accounts/:account_id/roles (app/controllers/role_overrides_controller.rb
+        api_index): needs manage_role_overrides; state[] active (default) and/or inactive;
+        built-in roles listed when active is asked; show_inherited adds the parent
+        accounts' custom roles; paginated (numeric pages)."""
+        store = self.canvas.store
+        account = store.accounts.get(int(ident)) if ident.isdigit() else None
+        if account is None:
+            return 404, NOT_FOUND, {}
+        if kind != "admin":  # noroles: an admin without manage_role_overrides
+            return 403, UNAUTHORIZED, {}
+        states = [s for s in as_list(self.query.get("state[]", [])) if s in ("active", "inactive")] or ["active"]
+        inherited = self.query.get("show_inherited") in ("1", "true")
+        chain = store.account_chain(account.id) if inherited else [account.id]
+        roles = [r for r in store.roles.values() if r.workflow_state == "built_in"] if "active" in states else []
+        roles += sorted((r for r in store.roles.values() if r.account_id in chain and r.workflow_state in states),
+                        key=lambda r: r.id)
+        return self.numbered_pages([{
+            "id": r.id, "role": r.label, "label": r.label, "base_role_type": r.base_role_type,
+            "workflow_state": r.workflow_state, "account": {"id": r.account_id or 1}} for r in roles])
+
+    def numbered_pages(self, items):
+        """lib/api.rb paginate with numeric pages: page=N, rel next while more remain."""
+        try:
+            per_page = max(1, min(self.canvas.max_per_page, int(self.query.get("per_page") or self.canvas.default_per_page)))
+            page = max(1, int(self.query.get("page") or 1))
+        except ValueError:
+            per_page, page = 1, 1
+        pages = {"current": page, "first": 1, "last": max(1, -(-len(items) // per_page))}
+        if page * per_page < len(items):
+            pages["next"] = page + 1
+        links = self.link_header(pages, per_page)
+        return 200, items[(page - 1) * per_page:page * per_page], ({"Link": links} if links else {})
+
     def show_section(self, course, ident):
-        """GET /api/v1/courses/:course_id/sections/:id: only the course's own sections."""
+        """GET /api/v1/courses/:course_id/sections/:id: only the course's own sections;
+        GET /api/v1/sections/:id (course None): any section, with the course it is in now
+        and, once cross-listed, the one it came from (app/models/course_section.rb)."""
         store = self.canvas.store
         section = store.find(store.sections, ident, "sis_section_id")
-        if section is None or section.course_id != course.id:
+        if section is None or (course is not None and section.course_id != course.id):
             return 404, NOT_FOUND, {}
-        return 200, {"id": section.id, "name": section.name, "course_id": course.id,
-                     "sis_section_id": section.sis_section_id}, {}
+        return 200, {"id": section.id, "name": section.name, "course_id": section.course_id,
+                     "sis_section_id": section.sis_section_id, "end_at": iso(section.end_at),
+                     "restrict_enrollments_to_section_dates": section.restrict_enrollments_to_section_dates,
+                     "nonxlist_course_id": section.nonxlist_course_id}, {}
 
     def show_user(self, ident, kind):
         if kind == "student":
@@ -527,7 +684,7 @@ class Handler(BaseHTTPRequestHandler):
             if not states:
                 states = ["active", "invited"]
         if "sis_user_id[]" in q or "sis_user_id" in q:
-            if kind != "admin":
+            if kind not in ADMINS:
                 return 400, {"message": "Insufficient permissions to filter by SIS fields"}, {}
             wanted = as_list(q.get("sis_user_id[]", q.get("sis_user_id")))
             wanted = [w for w in wanted if w.strip(RUBY_SPACE)]
@@ -542,13 +699,15 @@ class Handler(BaseHTTPRequestHandler):
             rows = [e for e in rows if e.type in as_list(q["type[]"])]
         if "role[]" in q:
             roles = as_list(q["role[]"])
-            if any(r not in ROLE_IDS for r in roles):
+            known = {r.label if r.workflow_state != "built_in" else r.base_role_type
+                     for r in store.course_roles(course)}
+            if any(r not in known for r in roles):
                 return 400, {"errors": [{"message": "An error occurred.", "error_code": "bad_request"}]}, {}
             rows = [e for e in rows if e.role in roles]
         if states:
             rows = [e for e in rows if e.workflow_state in states]
         else:
-            hidden = {"rejected", "completed", "deleted"} | ({"inactive"} if kind != "admin" else set())
+            hidden = {"rejected", "completed", "deleted"} | ({"inactive"} if kind not in ADMINS else set())
             rows = [e for e in rows if e.workflow_state not in hidden]
         rows.sort(key=lambda e: self.sort_key(e))
         return self.paginate(rows, [self.enrollment_json(e, kind, with_user=True) for e in rows])
@@ -621,35 +780,53 @@ class Handler(BaseHTTPRequestHandler):
         section = store.sections[e.course_section_id]
         body = {"id": e.id, "user_id": e.user_id, "course_id": e.course_id, "type": e.type,
                 "created_at": e.created_at, "updated_at": e.updated_at,
-                "associated_user_id": e.associated_user_id, "start_at": None, "end_at": None,
+                "associated_user_id": e.associated_user_id, "start_at": None, "end_at": e.end_at,
                 "course_section_id": e.course_section_id, "root_account_id": 1,
                 "limit_privileges_to_course_section": False, "enrollment_state": e.workflow_state,
-                "role": e.role, "role_id": ROLE_IDS.get(e.role, 99),
+                "role": e.role, "role_id": e.role_id,
                 "html_url": f"{self.canvas.url}/courses/{course.id}/users/{user.id}"}
         if e.type == "StudentEnrollment":
             body["grades"] = {"html_url": f"{self.canvas.url}/courses/{course.id}/grades/{user.id}",
                               "current_score": None, "final_score": None}
-        if kind == "admin":
+        if kind in ADMINS:  # read_sis; sis_import_id needs manage_sis (lib/api/v1/user.rb)
+            body["sis_import_id"] = e.sis_import_id
             body.update({"sis_account_id": None, "sis_course_id": course.sis_course_id,
                          "course_integration_id": None, "sis_section_id": section.sis_section_id,
                          "section_integration_id": None, "sis_user_id": user.sis_user_id})
         if with_user:
             body["user"] = {"id": user.id, "name": user.name, "created_at": e.created_at,
                             "sortable_name": user.sortable_name, "short_name": user.name}
-            if kind == "admin":
+            if kind in ADMINS:
                 body["user"].update({"sis_user_id": user.sis_user_id, "integration_id": None,
                                      "login_id": f"{user.sis_user_id}@example.edu"})
         return body
 
     def create(self, course, kind):
+        """POST /api/v1/courses/:course_id/enrollments as app/controllers/enrollments_api_controller.rb
+        create checks it, then Course#enroll_user (app/models/course.rb)."""
         store, f = self.canvas.store, self.form
         params = {k[len("enrollment["):-1]: v for k, v in f.items() if k.startswith("enrollment[")}
         if not params:
             return 400, {"message": "No parameters given"}, {}
-        type_ = params.get("type") or "StudentEnrollment"
-        errors = []
-        if type_ not in TYPES:
-            errors.append("Invalid type")
+        type_, errors, role = params.get("type") or "", [], None
+        if params.get("role_id"):
+            role = store.roles.get(int(params["role_id"])) if params["role_id"].isdigit() else None
+            if role is not None and role not in store.course_roles(course):
+                role = None  # another account's role is not this course's
+        elif type_:
+            role = store.roles.get(ROLE_IDS.get(type_, 0))
+            if role is None:
+                errors.append("Invalid type")
+        else:
+            role = store.roles[ROLE_IDS["StudentEnrollment"]]
+        if role is not None:
+            type_ = type_ or role.base_role_type
+            if role.workflow_state == "inactive":
+                errors.append("Cannot create an enrollment with this role because it is inactive.")
+            elif type_ != role.base_role_type:
+                errors.append("The specified type must match the base type for the role")
+        elif not errors:
+            errors.append("Invalid role")
         if not params.get("user_id"):
             errors.append("Can't create an enrollment without a user. Include enrollment[user_id] "
                           "to create an enrollment")
@@ -657,24 +834,32 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"message": ", ".join(errors)}, {}
         if kind == "student" or (kind == "nosis" and type_ != "StudentEnrollment"):
             return 403, UNAUTHORIZED, {}
-        section = store.sections.get(course.default_section_id)
+        section, asked = store.sections.get(course.default_section_id), None
         if params.get("course_section_id"):
-            section = store.find(store.sections, params["course_section_id"], "sis_section_id")
+            # api_find over course_sections.active: a section cross-listed away is not found
+            section = asked = store.find(store.sections, params["course_section_id"], "sis_section_id")
             if section is None or section.course_id != course.id:
                 return 404, NOT_FOUND, {}
         user = store.find(store.users, params["user_id"], "sis_user_id")
         if user is None:
             return 404, NOT_FOUND, {}
-        if course.workflow_state == "completed":
+        # "allow moving users already in the course to open sections"
+        in_course = any(e.user_id == user.id and e.course_id == course.id for e in store.enrollments.values())
+        if course.concluded() and not (asked and in_course and not asked.concluded(course)):
             return 400, {"message": "Can't add an enrollment to a concluded course."}, {}
         state = params.get("enrollment_state") or "invited"
+        # enroll_user reuses the row of the same user, type, role and section in any state
         same = next((e for e in store.enrollments.values()
-                     if (e.user_id, e.course_id, e.type, e.role, e.course_section_id)
-                     == (user.id, course.id, type_, type_, section.id)), None)
+                     if (e.user_id, e.course_id, e.type, e.role_id, e.course_section_id)
+                     == (user.id, course.id, type_, role.id, section.id)), None)
         if same and same.workflow_state != "active":
+            if same.workflow_state == "deleted":
+                same.sis_import_id = None  # enroll_user clears sis_batch_id of a deleted row
+            same.end_at = None  # start_at/end_at are set to what was asked: none
             store.set_state(same, state)
         elif same is None:
-            same = store.enroll(user, course, type_, state, section)
+            same = store.enroll(user, course, state=state, section=section,
+                                role=role if role.workflow_state != "built_in" else None, type=type_)
         return 200, self.enrollment_json(same, kind), {}
 
     def lookup(self, course, ident):
@@ -687,7 +872,7 @@ class Handler(BaseHTTPRequestHandler):
         e = self.lookup(course, ident)
         if e is None:
             return 404, NOT_FOUND, {}
-        if kind != "admin":
+        if kind not in ADMINS:
             return 403, UNAUTHORIZED, {}
         task = self.query.get("task") or self.form.get("task")
         self.canvas.store.set_state(e, {"delete": "deleted", "deactivate": "inactive",
@@ -698,12 +883,25 @@ class Handler(BaseHTTPRequestHandler):
         e = self.lookup(course, ident)
         if e is None:
             return 404, NOT_FOUND, {}
-        if kind != "admin":
+        if kind not in ADMINS:
             return 403, UNAUTHORIZED, {}
         if e.workflow_state != "inactive":
             return 400, {"error": "enrollment not inactive"}, {}
         self.canvas.store.set_state(e, "active")
         return 200, self.enrollment_json(e, kind), {}
+
+
+def iso(moment):
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def scope_allows(scope: str, method: str, path: str) -> bool:
+    """A developer key's url scope ("url:GET|/api/v1/courses/:course_id/enrollments") as
+    Canvas matches it against the request path (app/models/access_token.rb url_scopes_for_method:
+    :params are one segment, an optional .json suffix)."""
+    verb, _, pattern = scope[len("url:"):].partition("|")
+    regex = re.sub(r":\w+", "[^/]+", re.escape(pattern).replace("\\:", ":"))
+    return verb == method and re.fullmatch(regex + r"(\.json)?", path) is not None
 
 
 def parse_params(text: str) -> dict:
