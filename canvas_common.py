@@ -72,6 +72,16 @@ class CanvasAuthError(CanvasError):
     pass
 
 
+class CanvasScopeMissing(CanvasError):
+    """The token works, but its developer key's scopes leave out this endpoint.
+
+    Not a CanvasAuthError: a new token from the same key has the same scopes,
+    and the endpoints the key does allow keep working."""
+
+    final = True
+    scope = ""  # the scope it needs: url:GET|/api/v1/courses/:id
+
+
 class CanvasForbidden(CanvasError):
     pass
 
@@ -145,6 +155,13 @@ def error_for(resp: requests.Response, not_found: str) -> CanvasError:
         return CanvasThrottled(
             "Canvas is still rate-limiting this token after all retries; "
             "wait a few minutes and run again")
+    if status == 401 and "insufficient scopes" in msg.lower():
+        endpoint = scope_of(resp.request.method, resp.request.path_url) if resp.request else "this endpoint"
+        missing = CanvasScopeMissing(
+            f"the token's developer key does not allow {endpoint}; ask your Canvas admin to add "
+            "that scope to the developer key (a new token from the same key would not have it either)")
+        missing.scope = endpoint
+        return missing
     if status == 401:
         return CanvasAuthError(
             f"Canvas rejected the access token ({msg}): make a new token in Canvas "
@@ -162,6 +179,20 @@ def error_for(resp: requests.Response, not_found: str) -> CanvasError:
             f"Canvas failed with HTTP {status} ({msg}); try again later, and "
             "report it to your Canvas admin if it persists")
     return CanvasBadResponse(f"unexpected answer from Canvas: HTTP {status} ({msg})")
+
+
+# Canvas's names for the ids in the paths we call, as developer key scopes spell them.
+_SCOPE_PARAMS = {"courses": "course_id", "accounts": "account_id", "sections": "section_id",
+                 "users": "user_id", "enrollments": "id"}
+
+
+def scope_of(method, path: str) -> str:
+    """The developer key scope a request needs: 'url:GET|/api/v1/courses/:course_id/enrollments'."""
+    segments = urlsplit(path).path.split("/")
+    for n in range(1, len(segments)):
+        if segments[n - 1] in _SCOPE_PARAMS and n > 3:
+            segments[n] = ":id" if n == len(segments) - 1 else ":" + _SCOPE_PARAMS[segments[n - 1]]
+    return f"url:{method}|{'/'.join(segments)}"
 
 
 # --- configuration ----------------------------------------------------------
@@ -607,17 +638,27 @@ class Canvas:
         return rows
 
     def course(self, course: str) -> dict:
-        """GET /api/v1/courses/:id, once per run."""
-        return self._once(course_path(course), f"course {course} not found: check the course id")
+        """GET /api/v1/courses/:id?include[]=concluded, once per run: its account_id, and
+        "concluded" as Course#concluded? (app/models/course.rb) judges it, end dates included."""
+        return self._once(course_path(course), f"course {course} not found: check the course id",
+                          {"include[]": "concluded"})
+
+    def any_section(self, section: str) -> dict | None:
+        """GET /api/v1/sections/:id: a section in whatever course it is now (course_id), and
+        the course it was cross-listed from (nonxlist_course_id); None if Canvas has none."""
+        try:
+            return self._once(f"/api/v1/sections/{quote(id_ref(section, 'sis_section_id'), safe=':')}", "")
+        except CanvasNotFound:
+            return None
 
     def section(self, course: str, section: str) -> dict:
         """GET /api/v1/courses/:course_id/sections/:id, once per run; only the course's own."""
         return self._once(f"{course_path(course)}/sections/{quote(id_ref(section, 'sis_section_id'), safe=':')}",
                           f"section {section} not found in course {course}")
 
-    def _once(self, path: str, not_found: str) -> dict:
+    def _once(self, path: str, not_found: str, params=None) -> dict:
         if path not in self._seen:
-            body = self.request("GET", path, not_found=not_found)
+            body = self.request("GET", path, not_found=not_found, params=params)
             if not isinstance(body, dict):
                 raise CanvasBadResponse("Canvas answered with something that is not an object")
             self._seen[path] = body
@@ -638,13 +679,19 @@ class Canvas:
             return None
         return body.get("id", -1) if isinstance(body, dict) else -1
 
-    def enroll(self, course: str, sis_id: str, type_name: str, state: str,
-               section: str | None, notify: bool) -> dict:
-        """POST /api/v1/courses/:course_id/enrollments for a user given by SIS ID."""
-        data = {"enrollment[user_id]": sis_ref("sis_user_id", sis_id),
-                "enrollment[type]": type_name,
-                "enrollment[enrollment_state]": state,
-                "enrollment[notify]": "true" if notify else "false"}
+    def enroll(self, course: str, sis_id: str, type_name: str | None, state: str,
+               section: str | None, notify: bool, role_id: int | None = None) -> dict:
+        """POST /api/v1/courses/:course_id/enrollments for a user given by SIS ID.
+
+        type_name: the built-in type, or a custom role's base type (None: Canvas takes
+        the role's); role_id: a custom role's id (enrollments_api_controller.rb create)."""
+        data = {"enrollment[user_id]": sis_ref("sis_user_id", sis_id)}
+        if type_name:
+            data["enrollment[type]"] = type_name
+        if role_id is not None:
+            data["enrollment[role_id]"] = str(role_id)
+        data.update({"enrollment[enrollment_state]": state,
+                     "enrollment[notify]": "true" if notify else "false"})
         if section:
             data["enrollment[course_section_id]"] = id_ref(section, "sis_section_id")
         return self._enrollment(self.request(
@@ -658,6 +705,10 @@ class Canvas:
     def delete(self, course: str, enrollment_id: int) -> dict:
         """DELETE ...?task=delete: Canvas keeps the row, restorable by enrolling again."""
         return self._end(course, enrollment_id, "delete")
+
+    def conclude(self, course: str, enrollment_id: int) -> dict:
+        """DELETE ...?task=conclude: completed, read-only with its grades (undo of a reopening)."""
+        return self._end(course, enrollment_id, "conclude")
 
     def _end(self, course, enrollment_id, task):
         # never without task: Canvas then concludes, which reactivate cannot undo

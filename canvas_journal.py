@@ -18,7 +18,7 @@ import uuid
 
 import canvas_common as cc
 
-WRITES = ("created", "deactivated", "reactivated", "deleted")  # actions that change Canvas
+WRITES = ("created", "reopened", "deactivated", "reactivated", "deleted", "concluded")  # actions that change Canvas
 
 
 class Journal:
@@ -146,7 +146,8 @@ def job_writes(entries: list[dict], job: str | None, run: str | None = None):
         elif e.get("event") == "result":
             intent = intents.pop((e.get("of_run") or e["run"], e["seq"]), None)
             if intent and e.get("action") in WRITES:
-                made.append({**intent, **{k: e[k] for k in ("enrollment_id", "section_id", "after")
+                # the result says what Canvas did: a POST planned as a creation may have reopened a row
+                made.append({**intent, **{k: e[k] for k in ("action", "enrollment_id", "section_id", "before", "after")
                                           if e.get(k) is not None}, "time": e["time"]})
     return made, list(intents.values())
 

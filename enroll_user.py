@@ -15,7 +15,9 @@ import dataclasses
 import sys
 
 import canvas_common as cc
+import canvas_hints
 import canvas_jobs as jobs
+import canvas_roles as roles
 
 STATES = ("active", "invited", "inactive")
 
@@ -35,9 +37,13 @@ class Enroll(jobs.Operation):
     optional = ("section", "state")
     usage_line = "COURSE SIS_ID ROLE"
 
+    def __init__(self):
+        self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
+
     def add_own_arguments(self, parser):
-        parser.add_argument("role", nargs="?", type=jobs.arg_type(cc.parse_role), metavar="ROLE",
-                            help="student, teacher, ta, observer or designer (or StudentEnrollment, ...)")
+        parser.add_argument("role", nargs="?", type=jobs.arg_type(roles.parse_role), metavar="ROLE",
+                            help="student, teacher, ta, observer or designer (or StudentEnrollment, ...), "
+                                 "a custom course role by its name in Canvas (Auditor), or role_id:N")
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="enroll in this section (id or sis_section_id:XYZ); "
                                  "default: the course's default section")
@@ -54,33 +60,123 @@ class Enroll(jobs.Operation):
         if state not in STATES:
             raise ValueError(f"unknown state {values['state']!r}: use {', '.join(STATES)}")
         return Enrollment(cc.parse_course(values["course_id"]), cc.parse_sis_id(values["sis_user_id"]),
-                          line, cc.parse_role(values["role"]),
+                          line, roles.parse_role(values["role"]),
                           cc.parse_section(values["section"]) if values.get("section") else None,
                           state, bool(options.extra.get("notify")))
 
+    def prepare(self, canvas, course, requests, found, map=map):
+        """One bulk lookup of concluded and deleted rows for the users a POST is planned
+        for: Canvas's POST reopens such a row of the same role and section
+        (Course#enroll_user) and the plan, the log and undo must know its state."""
+        posting = []
+        for request in requests:
+            try:
+                role = roles.resolve(canvas, course, request.role)
+            except cc.CanvasError:
+                continue  # the plan says why
+            if not [row for row in found.get(request.sis_id, []) if blocks(role, request, row)]:
+                posting.append(request.sis_id)
+        self.ended = canvas.enrollments(course, posting, [cc.ENDED_STATES], map) if posting else {}
+
     def plan(self, canvas, request: Enrollment, rows, dry_run):
-        """Nothing to do if the user holds the role already; otherwise one enrollment to create."""
-        held = [existing(request, row, dry_run) for row in rows
-                if row.get("role") == request.role and cc.section_matches(row, request.section)]
+        """Nothing to do if the user holds the role already (or another student-type role
+        in that section); otherwise one POST, planned as the reopening of a concluded or
+        deleted row when Canvas will reuse one."""
+        role = roles.resolve(canvas, request.course, request.role)
+        mine = [row for row in rows if cc.section_matches(row, request.section)]
+        held = [existing(request, row, dry_run) for row in mine if role.holds(row)]
         if held:
             return held
-        change = jobs.Change(request.course, request.sis_id, "created", None, request.role, None, None,
-                             request.state, dry_run, section=request.section, notify=request.notify)
-        return [check_enrollable(canvas, change, bool(rows)) if dry_run else change]
+        twins = [row for row in mine if blocks(role, request, row)]
+        if twins:
+            return [second_student_role(request, role, row, dry_run) for row in twins]
+        ended = [row for row in self.ended.get(request.sis_id, [])
+                 if role.holds(row) and cc.section_matches(row, request.section)]
+        change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
+                             request.state, dry_run, section=request.section, notify=request.notify,
+                             role_id=role.id if role.custom else None,
+                             reopens=tuple((row["id"], row.get("enrollment_state")) for row in ended),
+                             hint="" if role.checked else "role not checked: Canvas checks the id")
+        if len({row.get("course_section_id") for row in ended}) == 1:
+            row = ended[0]
+            change = dataclasses.replace(change, action="reopened", enrollment_id=row["id"],
+                                         section_id=row.get("course_section_id"),
+                                         before=row.get("enrollment_state"),
+                                         warning=canvas_hints.sis_warning(row)
+                                         if row.get("enrollment_state") != "deleted" else None)
+        elif ended:  # Canvas reuses the one in the default section, which the API does not name
+            change = dataclasses.replace(change, hint="Canvas reopens whichever of enrollments " + ", ".join(
+                f"{row['id']} ({row.get('enrollment_state')}, section {row.get('course_section_id')})"
+                for row in ended) + " is in the course's default section, if any; give --section to choose")
+        return [check_enrollable(canvas, change, bool(rows or ended)) if dry_run else change]
 
 
-def check_enrollable(canvas: cc.Canvas, change: jobs.Change, has_rows: bool) -> jobs.Change:
-    """What the POST would check, without it: course open, section of this course, user known."""
-    course = canvas.course(change.course_id)
-    if course.get("workflow_state") == "completed":
-        raise cc.CanvasBadRequest(f"course {change.course_id} is concluded: Canvas adds no "
-                                  "enrollments to a concluded course")
+def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:
+    """True when a row makes a POST for this role wrong: the same role, or another
+    student-type role (Auditor) where a second one would double the student in the
+    gradebook. Staff may hold two roles (Teacher and a teacher-based Examiner)."""
+    if not cc.section_matches(row, request.section):
+        return False
+    if role.holds(row):
+        return True
+    return role.base_type == "StudentEnrollment" and row.get("type") == "StudentEnrollment"
+
+
+def second_student_role(request: Enrollment, role: roles.Role, row: dict, dry_run: bool) -> jobs.Change:
+    """The user already is a student under another role: say so, change nothing."""
+    hint = (f"already holds {roles.row_role(row)}, so {role.describe()} would be a second "
+            "student-type enrollment; nothing done (to change the role, deactivate that one first "
+            "with set_user_state.py ... --role " + cc.shell_quote(str(row.get("role"))) + ")")
+    return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
+
+
+def check_enrollable(canvas: cc.Canvas, change: jobs.Change, in_course: bool) -> jobs.Change:
+    """What the POST would check, without it: course open (by its dates too), section of
+    this course, user known. What the token's scopes do not let us ask is said, not fatal."""
+    unchecked = []
+    course = ask(canvas.course, unchecked, "whether the course is concluded", change.course_id)
+    section = None
     if change.section:
-        section = canvas.section(change.course_id, change.section)
-        change = dataclasses.replace(change, section_id=section.get("id"), section_name=section.get("name"))
-    if not has_rows and not canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
-        raise cc.no_such_user(change.sis_user_id)
+        try:
+            section = ask(canvas.section, unchecked, "the section", change.course_id, change.section)
+        except cc.CanvasNotFound:
+            raise canvas_hints.section_elsewhere(canvas, change.course_id, change.section) from None
+        if section:
+            change = dataclasses.replace(change, section_id=section.get("id"), section_name=section.get("name"))
+    if course and (course.get("concluded") or course.get("workflow_state") == "completed"):
+        # enrollments_api_controller.rb create: a user already in the course may still be
+        # added to a section that is open (its own dates); nobody else
+        if not (section and in_course and section_open(section)):
+            why = "" if course.get("workflow_state") == "completed" else " by its end date or its term's"
+            raise cc.CanvasBadRequest(f"course {change.course_id} is concluded{why}: Canvas adds no "
+                                      "enrollments to a concluded course")
+    if not in_course:
+        known = ask(canvas.user_exists, unchecked, "that the user exists",
+                    cc.sis_ref("sis_user_id", change.sis_user_id))
+        if known is False:
+            raise cc.no_such_user(change.sis_user_id)
+    if unchecked:
+        note = "not checked, the developer key's scopes leave it out: " + "; ".join(unchecked)
+        change = dataclasses.replace(change, hint="; ".join(h for h in (change.hint, note) if h))
     return change
+
+
+def ask(lookup, unchecked: list, what: str, *args):
+    """A dry run's lookup; None (and a note) when the token's scopes do not allow it."""
+    try:
+        return lookup(*args)
+    except cc.CanvasScopeMissing as exc:
+        unchecked.append(f"{what} ({exc.scope})")
+        return None
+
+
+def section_open(section: dict) -> bool:
+    """CourseSection#concluded? (app/models/course_section.rb): its own end date counts
+    when restrict_enrollments_to_section_dates is set, else the course's (concluded)."""
+    end_at = section.get("end_at")
+    if not (end_at and section.get("restrict_enrollments_to_section_dates")):
+        return False
+    return canvas_hints.ended_on({"end_at": end_at}) is None
 
 
 def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
@@ -92,6 +188,8 @@ def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
                 f"{cc.shell_quote(request.course)} {cc.shell_quote(request.sis_id)} active")
     elif state in ("invited", "creation_pending"):
         hint = "invited, has not accepted yet"
+    elif state == "active":
+        hint = canvas_hints.ended_hint(row)
     return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import canvas_common as cc
+import canvas_hints
 import canvas_journal as audit
 
 from .options import Options, Parser, arg_type
@@ -27,7 +28,7 @@ class Change:
 
     course_id: str
     sis_user_id: str
-    action: str  # created, deactivated, reactivated, deleted, unchanged, failed
+    action: str  # created, reopened, deactivated, reactivated, deleted, concluded, unchanged, failed
     enrollment_id: int | None = None
     role: str | None = None
     section_id: int | None = None
@@ -39,22 +40,29 @@ class Change:
     notify: bool = dataclasses.field(default=False, compare=False)
     section_name: str | None = dataclasses.field(default=None, compare=False)  # for the text
     hint: str = dataclasses.field(default="", compare=False)
+    role_id: int | None = dataclasses.field(default=None, compare=False)  # a custom role's
+    # concluded or deleted rows of this user, role and section a POST would reopen: ((id, state), ...)
+    reopens: tuple = dataclasses.field(default=(), compare=False)
+    warning: str | None = dataclasses.field(default=None, compare=False)  # what Canvas may do later
 
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after=None, **extra) -> Change:
+        custom = row.get("role") not in (None, row.get("type"))
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
-                   row.get("enrollment_state"), after or row.get("enrollment_state"), **extra)
+                   row.get("enrollment_state"), after or row.get("enrollment_state"),
+                   role_id=row.get("role_id") if custom else None, **extra)
 
     def failed(self, error: str) -> Change:
         return dataclasses.replace(self, action="failed", error=error, after=self.before)
 
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("section", "notify", "section_name", "hint")}
-        if self.error is None:
-            del data["error"]
-        if self.action == "created":  # the section as asked: where a new enrollment goes
+                if f.name not in ("section", "notify", "section_name", "hint", "reopens")}
+        for optional in ("error", "role_id", "warning"):  # only when they say something
+            if data[optional] is None:
+                del data[optional]
+        if self.action in ("created", "reopened"):  # the section as asked: where the POST goes
             data["section"] = self.section or "default"
         return data
 
@@ -62,11 +70,12 @@ class Change:
         """What the audit log records before the write: enough to undo or settle it."""
         fields = self.as_dict()
         del fields["dry_run"]
-        return {**fields, "section": self.section}
+        return {**fields, "section": self.section, "reopens": [list(r) for r in self.reopens]}
 
     def result_fields(self) -> dict:
+        """After the write: what Canvas did (a POST may have reopened a row: action and before)."""
         return {"action": self.action, "enrollment_id": self.enrollment_id,
-                "section_id": self.section_id, "after": self.after,
+                "section_id": self.section_id, "before": self.before, "after": self.after,
                 **({"error": self.error} if self.error else {})}
 
     def describe(self) -> str:
@@ -82,10 +91,14 @@ class Change:
             text = f"would enroll {who} as {self.role} ({self.after}) in {where}"
         elif self.action == "created":
             text = f"enrolled {who}: {what} {self.after}"
+        elif self.action == "reopened":
+            verb = "would reopen" if self.dry_run else "reopened"
+            text = f"{who}: {verb} {self.before} {what} (Canvas reuses it): {self.before} -> {self.after}"
         else:
             verb = f"would be {self.action}" if self.dry_run else self.action
             text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
-        return text + (f"; {self.hint}" if self.hint else "")
+        return text + (f"; {self.hint}" if self.hint else "") + \
+            (f"; warning: {self.warning}" if self.warning else "")
 
 
 class Operation:
@@ -136,6 +149,9 @@ class Operation:
         """Check one row's values as the command line checks them; ValueError if bad."""
         raise NotImplementedError
 
+    def prepare(self, canvas: cc.Canvas, course: str, requests: list, found: dict, map=map) -> None:
+        """Before planning a course's requests of a block: more lookups, in bulk (default: none)."""
+
     def plan(self, canvas: cc.Canvas, request: Request, rows: list[dict], dry_run: bool) -> list[Change]:
         raise NotImplementedError
 
@@ -154,13 +170,10 @@ class Operation:
 
 def apply(canvas: cc.Canvas, change: Change) -> Change:
     """Make one change in Canvas; return it with what Canvas made."""
-    if change.action == "created":
-        row = create(canvas, change)
-        return dataclasses.replace(change, enrollment_id=row.get("id"), role=row.get("role") or change.role,
-                                   section_id=row.get("course_section_id"),
-                                   after=row.get("enrollment_state"))
+    if change.action in ("created", "reopened"):
+        return posted(change, create(canvas, change))
     calls = {"deactivated": canvas.deactivate, "reactivated": canvas.reactivate,
-             "deleted": canvas.delete}
+             "deleted": canvas.delete, "concluded": canvas.conclude}
     body = calls[change.action](change.course_id, change.enrollment_id)
     if cc.state_group(body.get("enrollment_state")) != cc.state_group(change.after):
         raise cc.CanvasBadResponse(
@@ -169,15 +182,25 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
     return dataclasses.replace(change, after=body.get("enrollment_state"))
 
 
+def posted(change: Change, row: dict) -> Change:
+    """A POST's answer: Canvas reopened one of the rows looked up before it when it
+    answers with that row's id (Course#enroll_user), else it made a new one."""
+    before = dict((int(i), state) for i, state in change.reopens).get(row.get("id"))
+    return dataclasses.replace(change, action="reopened" if before else "created", before=before,
+                               enrollment_id=row.get("id"), role=row.get("role") or change.role,
+                               section_id=row.get("course_section_id"), after=row.get("enrollment_state"))
+
+
 def create(canvas: cc.Canvas, change: Change) -> dict:
     """POST the enrollment; a 404 with a section given names whichever is missing."""
     try:
-        return canvas.enroll(change.course_id, change.sis_user_id, change.role, change.after,
-                             change.section, change.notify)
+        # a custom role goes by role_id alone: Canvas takes its base type as the type
+        return canvas.enroll(change.course_id, change.sis_user_id,
+                             None if change.role_id else change.role, change.after,
+                             change.section, change.notify, change.role_id)
     except cc.CanvasNotFound:
         if change.section and canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
-            raise cc.CanvasNotFound(
-                f"section {change.section} not found in course {change.course_id}") from None
+            raise canvas_hints.section_elsewhere(canvas, change.course_id, change.section) from None
         raise cc.no_such_user(change.sis_user_id) from None
 
 
@@ -188,7 +211,7 @@ def write(canvas: cc.Canvas, change: Change) -> Change:
         try:
             return apply(canvas, change)
         except cc.CanvasError as exc:
-            refused = isinstance(exc, cc.CanvasBadRequest) and change.action != "created"
+            refused = isinstance(exc, cc.CanvasBadRequest) and change.action not in ("created", "reopened")
             if not (exc.unclear or refused) or attempt == 2:
                 raise
             seen = observe(canvas, change)
@@ -207,18 +230,16 @@ def observe(canvas: cc.Canvas, change: Change) -> Change | None:
 
 
 def observed(change: Change, rows: list[dict]) -> Change | None:
-    if change.action == "created":
-        row = next((r for r in rows if r.get("role") == change.role and
+    if change.action in ("created", "reopened"):
+        row = next((r for r in rows if (r.get("role_id") == change.role_id if change.role_id
+                                        else r.get("role") == change.role) and
                     (change.enrollment_id is None or r.get("id") == change.enrollment_id) and
                     cc.section_matches(r, change.section)), None)
-        if row is None:
-            return None
-        return dataclasses.replace(change, enrollment_id=row["id"], section_id=row.get("course_section_id"),
-                                   after=row.get("enrollment_state"))
+        return None if row is None else posted(change, row)
     row = next((r for r in rows if r.get("id") == change.enrollment_id), None)
     now = row.get("enrollment_state") if row else "deleted"
-    if change.action == "deleted":
-        return dataclasses.replace(change, after="deleted") if row is None else None
+    if change.action in ("deleted", "concluded"):  # gone from the active and inactive rows
+        return dataclasses.replace(change, after=change.after) if row is None else None
     return dataclasses.replace(change, after=now) if cc.state_group(now) == cc.state_group(change.after) else None
 
 

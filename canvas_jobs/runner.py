@@ -167,6 +167,7 @@ class Run:
             mine = [r for r in requests if r.course == course]
             try:
                 found = cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map)
+                self.operation.prepare(self.canvas, course, mine, found, self.paced_map)
             except cc.CanvasError as exc:
                 for r in mine:
                     self.report.add(r.line, Change(course, r.sis_id, "failed",

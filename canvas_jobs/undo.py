@@ -10,7 +10,10 @@ import canvas_journal as audit
 from .changes import Change, Operation, Request, settle
 from .options import Options
 
-UNDO = {"deactivated": "reactivated", "reactivated": "deactivated", "created": "deleted"}
+UNDO = {"deactivated": "reactivated", "reactivated": "deactivated", "created": "deleted",
+        "reopened": "put back"}
+# a reopened row goes back to what it was: concluded stays concluded (read-only, with its grades)
+PUT_BACK = {"completed": "concluded", "deleted": "deleted"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,10 @@ class Undo(Operation):
     def plan(self, canvas, request: UndoRequest, rows, dry_run):
         """Undo only what is still as the job left it; anything changed since is reported."""
         target = "deleted" if request.first_action == "created" else request.before
+        if request.first_action == "reopened" and target not in PUT_BACK:
+            raise cc.CanvasError(
+                f"enrollment {request.enrollment_id} was {target} before the job reopened it; Canvas "
+                "has no call that makes it so again, so it is left as it is")
         row = next((r for r in rows if r.get("id") == request.enrollment_id), None) or {
             "id": request.enrollment_id, "role": request.role, "course_section_id": request.section_id,
             "enrollment_state": "deleted" if target == "deleted" else "concluded or deleted"}
@@ -75,6 +82,6 @@ class Undo(Operation):
             raise cc.CanvasError(
                 f"enrollment {request.enrollment_id} is {now} now, not {request.after} as the job "
                 "left it; changed since, so not undone")
-        action = UNDO[request.first_action]
+        action = PUT_BACK[target] if request.first_action == "reopened" else UNDO[request.first_action]
         return [Change.of_row(request, row, action, dry_run=dry_run,
                               after="active" if action == "reactivated" else target)]

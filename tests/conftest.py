@@ -121,6 +121,6 @@ def audit_writes(path):
     intents = {(r["run"], r["seq"]): r for r in records if r["event"] == "intent"}
     made = []
     for r in records:
-        if r["event"] == "result" and r["action"] in ("created", "deactivated", "reactivated", "deleted"):
+        if r["event"] == "result" and r["action"] in ("created", "reopened", "deactivated", "reactivated", "deleted", "concluded"):
             made.append({**intents[(r.get("of_run") or r["run"], r["seq"])], **r, "event": "write"})
     return made

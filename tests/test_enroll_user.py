@@ -6,13 +6,16 @@ import enroll_user
 from standin import Fault
 
 
-def test_enrolls_new_user_active_in_two_lookups_and_one_post(canvas, course, run):
+def test_enrolls_new_user_active_in_three_lookups_and_one_post(canvas, course, run):
+    """Active, inactive, then (because a POST is planned) concluded and deleted rows,
+    which the POST would reopen."""
     canvas.store.add_user("S1")
     r = run(enroll_user, "sis_course_id:PHYS2", "S1", "student")
     assert (r.code, r.err) == (0, "")
     assert r.out.startswith("enrolled S1 in course sis_course_id:PHYS2")
     assert canvas.store.states_of("S1") == ["active"]
-    assert len(canvas.calls("GET")) == 2 and len(canvas.writes()) == 1
+    assert len(canvas.calls("GET")) == 3 and len(canvas.writes()) == 1
+    assert canvas.calls("GET")[2]["query"]["state[]"] == ["completed", "rejected", "deleted"]
     form = canvas.writes()[0]["form"]
     assert form == {"enrollment[user_id]": "sis_user_id:S1", "enrollment[type]": "StudentEnrollment",
                     "enrollment[enrollment_state]": "active", "enrollment[notify]": "false"}
@@ -28,10 +31,11 @@ def test_roles_in_any_case_and_type_names(canvas, course, run, word, type_name):
     assert canvas.store.enrollments_of("S1")[0].type == type_name
 
 
-def test_unknown_role_is_usage_error_before_any_request(canvas, run):
-    r = run(enroll_user, "1", "S1", "professor")
-    assert r.code == 2 and "unknown role 'professor'" in r.err and canvas.requests == []
-    assert r.err.count("\n") == 1 and r.err.startswith("enroll_user.py: error: argument ROLE")
+def test_empty_or_malformed_role_is_usage_error_before_any_request(canvas, run):
+    for word, text in (("  ", "the role is empty"), ("role_id:x", "role_id: takes the role's number")):
+        r = run(enroll_user, "1", "S1", word)
+        assert r.code == 2 and text in r.err and canvas.requests == []
+        assert r.err.count("\n") == 1 and r.err.startswith("enroll_user.py: error: argument ROLE")
 
 
 def test_already_active_changes_nothing(canvas, course, run):

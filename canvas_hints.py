@@ -1,0 +1,58 @@
+"""What Canvas will do later, or did elsewhere, told beside a change: an SIS import that
+may undo a change made by hand, an enrollment's own end date, a section cross-listed
+into another course."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import canvas_common as cc
+
+SIS_WARNING = ("made by an SIS import (sis_import_id {id}): the next SIS import may put its "
+               "state back, since Canvas does not keep a state changed by hand out of SIS imports")
+
+
+def sis_warning(row: dict) -> str | None:
+    """For a write on a row an SIS import made: Canvas's SIS import sets workflow_state
+    again on its next run (enrollment state is not one of Canvas's sticky fields).
+    sis_import_id is shown only to tokens that may manage SIS data (lib/api/v1/user.rb)."""
+    sis_import = row.get("sis_import_id")
+    return SIS_WARNING.format(id=sis_import) if sis_import else None
+
+
+def ended_on(row: dict, now: datetime | None = None) -> str | None:
+    """The date an enrollment's own end_at passed, or None: Canvas treats it as ended
+    from then on whatever its workflow state (app/models/enrollment.rb, date-based state)."""
+    end_at = row.get("end_at")
+    if not isinstance(end_at, str) or not end_at:
+        return None
+    try:
+        moment = datetime.fromisoformat(end_at.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return end_at[:10] if moment < (now or datetime.now(timezone.utc)) else None
+
+
+def ended_hint(row: dict) -> str:
+    """'it ended on D' for an active row past its own end date, else ''."""
+    date = ended_on(row)
+    if not date:
+        return ""
+    return (f"but its own end date passed on {date}, so Canvas gives no access through it; "
+            "reactivating cannot help (dates are not state): change the enrollment's end date in Canvas")
+
+
+def section_elsewhere(canvas: cc.Canvas, course: str, section: str) -> cc.CanvasNotFound:
+    """Why a section is not in a course: cross-listed into another one (named), or unknown.
+
+    One GET /api/v1/sections/:id, asked only after the course's own section lookup failed."""
+    found = canvas.any_section(section)
+    if found and found.get("course_id") is not None:
+        came_from = found.get("nonxlist_course_id")
+        how = "was cross-listed into" if came_from is not None else "belongs to"
+        return cc.CanvasNotFound(
+            f"section {section} ({found.get('name')}) {how} course {found.get('course_id')}; it is no "
+            f"longer in course {course}: use course {found.get('course_id')} for its enrollments")
+    return cc.CanvasNotFound(f"section {section} not found in course {course}")
