@@ -40,7 +40,7 @@ def ended_hint(row: dict) -> str:
     date = ended_on(row)
     if not date:
         return ""
-    return (f"but its own end date passed on {date}, so Canvas gives no access through it; "
+    return (f"but it ended on {date} (its own end date), so Canvas gives no access through it; "
             "reactivating cannot help (dates are not state): change the enrollment's end date in Canvas")
 
 

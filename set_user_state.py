@@ -15,7 +15,9 @@ import dataclasses
 import sys
 
 import canvas_common as cc
+import canvas_hints
 import canvas_jobs as jobs
+import canvas_roles as roles
 
 TARGETS = {"inactive": "deactivated", "active": "reactivated"}
 
@@ -37,9 +39,9 @@ class SetState(jobs.Operation):
     def add_own_arguments(self, parser):
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
-        parser.add_argument("--role", type=jobs.arg_type(cc.parse_role),
-                            help="only change enrollments with this role "
-                                 "(student, teacher, ta, observer, designer)")
+        parser.add_argument("--role", type=jobs.arg_type(roles.parse_role),
+                            help="only change enrollments with this role (student, teacher, ta, "
+                                 "observer, designer, a custom role's name, or role_id:N)")
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
 
@@ -48,33 +50,69 @@ class SetState(jobs.Operation):
         if state not in TARGETS:
             raise ValueError(f"unknown state {values['state']!r}: use inactive or active")
         return StateChange(cc.parse_course(values["course_id"]), cc.parse_sis_id(values["sis_user_id"]),
-                           line, state, cc.parse_role(values["role"]) if values.get("role") else None,
+                           line, state, roles.parse_role(values["role"]) if values.get("role") else None,
                            cc.parse_section(values["section"]) if values.get("section") else None)
 
     def plan(self, canvas, request: StateChange, rows, dry_run):
-        """One Change per selected enrollment: what must change to reach the state."""
+        """One Change per selected enrollment: what must change to reach the state.
+
+        "active" leaves inactive enrollments alone when one selected is active already
+        (a section move leaves the old section's row inactive beside the new one)."""
         if not rows:
-            raise explain_absence(canvas, request.course, request.sis_id)
-        selected = [r for r in rows if (request.role is None or r.get("role") == request.role)
-                    and cc.section_matches(r, request.section)]
+            raise explain_absence(canvas, request)
+        role = roles.resolve(canvas, request.course, request.role) if request.role else None
+        selected = [r for r in rows if (role is None or role.holds(r)) and cc.section_matches(r, request.section)]
         if not selected:
-            held = ", ".join(f"{r.get('role')} in section {r.get('course_section_id')}" for r in rows)
-            raise cc.CanvasNotFound(
-                f"{request.sis_id} has no enrollment in course {request.course} matching "
-                f"--role/--section (has: {held})")
+            raise no_match(canvas, request, role, rows)
+        if request.state == "active" and any(cc.state_group(r.get("enrollment_state")) == "active" for r in selected):
+            return [plan_row(request, row, dry_run) if cc.state_group(row.get("enrollment_state")) == "active"
+                    else left_inactive(request, row, dry_run) for row in selected]
         return [plan_row(request, row, dry_run) for row in selected]
 
 
 def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
     state = row.get("enrollment_state")
     if cc.state_group(state) == request.state:
-        hint = "invited, has not accepted yet" if state in ("invited", "creation_pending") else ""
+        hint = "invited, has not accepted yet" if state in ("invited", "creation_pending") else \
+            canvas_hints.ended_hint(row)
         return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
-    return jobs.Change.of_row(request, row, TARGETS[request.state], after=request.state, dry_run=dry_run)
+    return jobs.Change.of_row(request, row, TARGETS[request.state], after=request.state, dry_run=dry_run,
+                              warning=canvas_hints.sis_warning(row))
 
 
-def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasError:
+def left_inactive(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
+    """An inactive enrollment beside an active one: not reactivated unless picked."""
+    pick = " ".join(cc.shell_quote(a) for a in (request.course, request.sis_id)) + \
+        f" active --section {row.get('course_section_id')}" + \
+        (f" --role {cc.shell_quote(str(row.get('role')))}" if request.role else "")
+    return jobs.Change.of_row(
+        request, row, "unchanged", dry_run=dry_run,
+        hint=f"left inactive: {request.sis_id} is active in another enrollment here (a section move "
+             f"leaves the old one inactive); to reactivate this one too: python set_user_state.py {pick}")
+
+
+def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, rows: list) -> cc.CanvasError:
+    """Nothing matches --role/--section: say what the user holds, and why that may be."""
+    held = ", ".join(f"{roles.row_role(r)} in section {r.get('course_section_id')}" for r in rows)
+    if request.section and not any(cc.section_matches(r, request.section) for r in rows):
+        try:
+            canvas.section(request.course, request.section)
+        except cc.CanvasNotFound:
+            return canvas_hints.section_elsewhere(canvas, request.course, request.section)
+    if role and role.builtin and any(r.get("type") == role.label for r in rows):
+        custom = sorted({str(r.get("role")) for r in rows if r.get("type") == role.label})
+        return cc.CanvasNotFound(
+            f"{request.sis_id} holds no built-in {roles.LABELS.get(role.label)} enrollment in course "
+            f"{request.course}, only the custom role {', '.join(custom)} based on it (has: {held}); "
+            f"use --role {cc.shell_quote(custom[0])}")
+    return cc.CanvasNotFound(
+        f"{request.sis_id} has no enrollment in course {request.course} matching "
+        f"--role/--section (has: {held})")
+
+
+def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
     """Why the user has no active or inactive enrollment: ended, not enrolled, or unknown."""
+    course, sis_id = request.course, request.sis_id
     ended = canvas.enrollments(course, [sis_id], [cc.ENDED_STATES]).get(sis_id)
     if ended:
         states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
@@ -83,6 +121,11 @@ def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasErr
             "Canvas cannot reactivate or deactivate it: enroll the user again with enroll_user.py")
     if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
         return cc.no_such_user(sis_id)
+    if request.section:
+        try:
+            canvas.section(course, request.section)
+        except cc.CanvasNotFound:
+            return canvas_hints.section_elsewhere(canvas, course, request.section)
     return cc.CanvasNotFound(f"{sis_id} is not enrolled in course {course}")
 
 

@@ -1,0 +1,99 @@
+"""A POST reuses a concluded or deleted row (Course#enroll_user): planned, printed and
+logged as a reopening, and undone by putting the row back as it was, never deleting a
+concluded enrollment."""
+
+import enroll_user
+from conftest import audit_records, audit_writes
+from standin import Fault
+
+
+def ended_lookups(canvas):
+    return [c for c in canvas.calls("GET", "enrollments$") if "deleted" in c["query"].get("state[]", [])]
+
+
+def test_concluded_enrollment_is_reopened_and_undo_concludes_it_again(canvas, course, run, tmp_path):
+    e = canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed")
+    r = run(enroll_user, course.id, "S1", "student", "--dry-run", "--json")
+    [obj] = r.json()
+    assert r.code == 0 and (obj["action"], obj["enrollment_id"], obj["before"], obj["after"]) == \
+        ("reopened", e.id, "completed", "active")
+    assert canvas.writes() == []
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, course.id, "S1", "student", "--log", log)
+    assert r.code == 0 and f"reopened completed enrollment {e.id}" in r.out and "completed -> active" in r.out
+    assert canvas.store.states_of("S1") == ["active"] and len(canvas.store.enrollments) == 1
+    [write] = audit_writes(log)
+    assert (write["action"], write["before"], write["enrollment_id"]) == ("reopened", "completed", e.id)
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0, r.err
+    assert canvas.store.states_of("S1") == ["completed"]  # concluded again, not deleted
+    assert canvas.writes()[-1]["query"] == {"task": "conclude"}
+
+
+def test_deleted_enrollment_is_reopened_and_undo_deletes_it(canvas, course, run, tmp_path):
+    e = canvas.store.enroll(canvas.store.add_user("S1"), course, state="deleted")
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, course.id, "S1", "student", "--log", log, "--json")
+    assert r.code == 0 and r.json()[0]["action"] == "reopened" and r.json()[0]["before"] == "deleted"
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0 and canvas.store.enrollments[e.id].workflow_state == "deleted"
+    assert canvas.writes()[-1]["query"] == {"task": "delete"}
+
+
+def test_a_row_in_another_section_is_not_reopened(canvas, course, run):
+    lab = [s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed", section=lab)
+    r = run(enroll_user, course.id, "S1", "student", "--json")
+    assert r.code == 0 and r.json()[0]["action"] == "created"
+    assert canvas.store.states_of("S1") == ["completed", "active"]
+
+
+def test_batch_looks_up_ended_rows_once_and_undo_puts_each_back(canvas, course, run, tmp_path):
+    store = canvas.store
+    done = [store.enroll(store.add_user(f"C{n}"), course, state="completed") for n in range(5)]
+    gone = [store.enroll(store.add_user(f"D{n}"), course, state="deleted") for n in range(5)]
+    for n in range(5):
+        store.add_user(f"N{n}")
+    store.enroll(store.add_user("A0"), course)  # already active: no POST, no ended lookup for it
+    ids = [f"{p}{n}" for p in "CDN" for n in range(5)] + ["A0"]
+    csv = tmp_path / "in.csv"
+    csv.write_text("course_id,sis_user_id,role\n" + "".join(f"{course.id},{i},student\n" for i in ids))
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, "--csv", csv, "--log", log)
+    assert r.code == 0 and "created 5, changed 10, unchanged 1, failed 0" in r.err
+    assert len(ended_lookups(canvas)) == 1 and "A0" not in ended_lookups(canvas)[0]["query"]["sis_user_id[]"]
+    assert all(e.workflow_state == "active" for e in done + gone)
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0, r.err
+    assert [e.workflow_state for e in done] == ["completed"] * 5
+    assert [e.workflow_state for e in gone] == ["deleted"] * 5
+    assert all(store.states_of(f"N{n}") == ["deleted"] for n in range(5))
+    assert store.states_of("A0") == ["active"]
+
+
+def test_a_lost_answer_on_a_reopening_is_settled_as_a_reopening(canvas, course, run, tmp_path):
+    e = canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed")
+    canvas.fault(Fault("after", method="POST", status=502))
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, course.id, "S1", "student", "--log", log)
+    assert r.code == 0 and "reopened" in r.out and len(canvas.writes()) == 1
+    results = [x for x in audit_records(log) if x["event"] == "result"]
+    assert results[-1]["action"] == "reopened" and results[-1]["before"] == "completed"
+    run(enroll_user, "--undo", log)
+    assert canvas.store.enrollments[e.id].workflow_state == "completed"
+
+
+def test_a_row_reopened_in_fact_is_logged_so_though_planned_as_new(canvas, course, run, tmp_path):
+    """Without --section Canvas reuses the default section's row; when ended rows sit in
+    two sections the plan cannot tell which, so Canvas's answer decides what is logged."""
+    lab = [s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    user = canvas.store.add_user("S1")
+    canvas.store.enroll(user, course, state="completed", section=lab)
+    mine = canvas.store.enroll(user, course, state="deleted")
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, course.id, "S1", "student", "--dry-run")
+    assert "give --section to choose" in r.out
+    r = run(enroll_user, course.id, "S1", "student", "--log", log, "--json")
+    assert r.json()[0]["action"] == "reopened" and r.json()[0]["enrollment_id"] == mine.id
+    run(enroll_user, "--undo", log)
+    assert canvas.store.states_of("S1") == ["completed", "deleted"]
