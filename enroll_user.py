@@ -108,7 +108,8 @@ class Enroll(jobs.Operation):
             change = dataclasses.replace(change, hint="Canvas reopens whichever of enrollments " + ", ".join(
                 f"{row['id']} ({row.get('enrollment_state')}, section {row.get('course_section_id')})"
                 for row in ended) + " is in the course's default section, if any; give --section to choose")
-        return [check_enrollable(canvas, change, bool(rows or ended)) if dry_run else change]
+        in_course = bool(rows or self.ended.get(request.sis_id))  # any row, in any section or state
+        return [check_enrollable(canvas, change, in_course) if dry_run else change]
 
 
 def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:
