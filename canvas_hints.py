@@ -49,10 +49,12 @@ def section_elsewhere(canvas: cc.Canvas, course: str, section: str) -> cc.Canvas
 
     One GET /api/v1/sections/:id, asked only after the course's own section lookup failed."""
     found = canvas.any_section(section)
-    if found and found.get("course_id") is not None:
-        came_from = found.get("nonxlist_course_id")
-        how = "was cross-listed into" if came_from is not None else "belongs to"
+    if not found or found.get("course_id") is None:
+        return cc.CanvasNotFound(f"section {section} not found in course {course}")
+    now_in = found.get("course_id")
+    if found.get("nonxlist_course_id") is not None:
         return cc.CanvasNotFound(
-            f"section {section} ({found.get('name')}) {how} course {found.get('course_id')}; it is no "
-            f"longer in course {course}: use course {found.get('course_id')} for its enrollments")
-    return cc.CanvasNotFound(f"section {section} not found in course {course}")
+            f"section {section} ({found.get('name')}) was cross-listed into course {now_in}, with its "
+            f"enrollments; it is no longer in course {course}: use course {now_in}")
+    return cc.CanvasNotFound(f"section {section} not found in course {course}: it is a section of "
+                             f"course {now_in} ({found.get('name')})")

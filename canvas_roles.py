@@ -94,7 +94,7 @@ class _Book:
     def __init__(self):
         self.lock = threading.Lock()
         self.accounts: dict[str, object] = {}
-        self.roles: dict[object, object] = {}
+        self.roles: dict[object, list[dict] | Exception] = {}
 
 
 _BOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -134,7 +134,7 @@ def second_student_role(request: Enrollment, role: roles.Role, row: dict, dry_ru
 def check_enrollable(canvas: cc.Canvas, change: jobs.Change, in_course: bool) -> jobs.Change:
     """What the POST would check, without it: course open (by its dates too), section of
     this course, user known. What the token's scopes do not let us ask is said, not fatal."""
-    unchecked = []
+    unchecked: list[str] = []
     course = ask(canvas.course, unchecked, "whether the course is concluded", change.course_id)
     section = None
     if change.section:
@@ -144,13 +144,13 @@ def check_enrollable(canvas: cc.Canvas, change: jobs.Change, in_course: bool) ->
             raise canvas_hints.section_elsewhere(canvas, change.course_id, change.section) from None
         if section:
             change = dataclasses.replace(change, section_id=section.get("id"), section_name=section.get("name"))
-    if course and (course.get("concluded") or course.get("workflow_state") == "completed"):
-        # enrollments_api_controller.rb create: a user already in the course may still be
-        # added to a section that is open (its own dates); nobody else
-        if not (section and in_course and section_open(section)):
-            why = "" if course.get("workflow_state") == "completed" else " by its end date or its term's"
-            raise cc.CanvasBadRequest(f"course {change.course_id} is concluded{why}: Canvas adds no "
-                                      "enrollments to a concluded course")
+    concluded = bool(course) and (course.get("concluded") or course.get("workflow_state") == "completed")
+    # enrollments_api_controller.rb create: a user already in the course may still be
+    # added to a section that is open (its own dates); nobody else
+    if concluded and not (section and in_course and section_open(section)):
+        why = "" if course.get("workflow_state") == "completed" else " by its end date or its term's"
+        raise cc.CanvasBadRequest(f"course {change.course_id} is concluded{why}: Canvas adds no "
+                                  "enrollments to a concluded course")
     if not in_course:
         known = ask(canvas.user_exists, unchecked, "that the user exists",
                     cc.sis_ref("sis_user_id", change.sis_user_id))

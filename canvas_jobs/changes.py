@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+
 import canvas_common as cc
 import canvas_hints
 import canvas_journal as audit
@@ -185,7 +186,7 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
 def posted(change: Change, row: dict) -> Change:
     """A POST's answer: Canvas reopened one of the rows looked up before it when it
     answers with that row's id (Course#enroll_user), else it made a new one."""
-    before = dict((int(i), state) for i, state in change.reopens).get(row.get("id"))
+    before = {int(i): state for i, state in change.reopens}.get(int(row.get("id") or 0))
     return dataclasses.replace(change, action="reopened" if before else "created", before=before,
                                enrollment_id=row.get("id"), role=row.get("role") or change.role,
                                section_id=row.get("course_section_id"), after=row.get("enrollment_state"))

@@ -82,6 +82,6 @@ class Undo(Operation):
             raise cc.CanvasError(
                 f"enrollment {request.enrollment_id} is {now} now, not {request.after} as the job "
                 "left it; changed since, so not undone")
-        action = PUT_BACK[target] if request.first_action == "reopened" else UNDO[request.first_action]
+        action = PUT_BACK[str(target)] if request.first_action == "reopened" else UNDO[request.first_action]
         return [Change.of_row(request, row, action, dry_run=dry_run,
                               after="active" if action == "reactivated" else target)]

@@ -115,12 +115,15 @@ def audit_records(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+WRITES = ("created", "reopened", "deactivated", "reactivated", "deleted", "concluded")
+
+
 def audit_writes(path):
     """The writes an audit log records as made: each intent merged with its result."""
     records = audit_records(path)
     intents = {(r["run"], r["seq"]): r for r in records if r["event"] == "intent"}
     made = []
     for r in records:
-        if r["event"] == "result" and r["action"] in ("created", "reopened", "deactivated", "reactivated", "deleted", "concluded"):
+        if r["event"] == "result" and r["action"] in WRITES:
             made.append({**intents[(r.get("of_run") or r["run"], r["seq"])], **r, "event": "write"})
     return made

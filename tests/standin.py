@@ -637,7 +637,8 @@ class Handler(BaseHTTPRequestHandler):
     def numbered_pages(self, items):
         """lib/api.rb paginate with numeric pages: page=N, rel next while more remain."""
         try:
-            per_page = max(1, min(self.canvas.max_per_page, int(self.query.get("per_page") or self.canvas.default_per_page)))
+            per_page = int(self.query.get("per_page") or self.canvas.default_per_page)
+            per_page = max(1, min(self.canvas.max_per_page, per_page))
             page = max(1, int(self.query.get("page") or 1))
         except ValueError:
             per_page, page = 1, 1

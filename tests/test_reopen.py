@@ -2,9 +2,10 @@
 logged as a reopening, and undone by putting the row back as it was, never deleting a
 concluded enrollment."""
 
-import enroll_user
 from conftest import audit_records, audit_writes
 from standin import Fault
+
+import enroll_user
 
 
 def ended_lookups(canvas):
@@ -41,7 +42,7 @@ def test_deleted_enrollment_is_reopened_and_undo_deletes_it(canvas, course, run,
 
 
 def test_a_row_in_another_section_is_not_reopened(canvas, course, run):
-    lab = [s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    lab = next(s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB")
     canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed", section=lab)
     r = run(enroll_user, course.id, "S1", "student", "--json")
     assert r.code == 0 and r.json()[0]["action"] == "created"
@@ -86,7 +87,7 @@ def test_a_lost_answer_on_a_reopening_is_settled_as_a_reopening(canvas, course, 
 def test_a_row_reopened_in_fact_is_logged_so_though_planned_as_new(canvas, course, run, tmp_path):
     """Without --section Canvas reuses the default section's row; when ended rows sit in
     two sections the plan cannot tell which, so Canvas's answer decides what is logged."""
-    lab = [s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    lab = next(s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB")
     user = canvas.store.add_user("S1")
     canvas.store.enroll(user, course, state="completed", section=lab)
     mine = canvas.store.enroll(user, course, state="deleted")

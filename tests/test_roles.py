@@ -2,9 +2,10 @@
 sent as enrollment[role_id], refused with the roles that exist, never a second
 student-type enrollment."""
 
+from conftest import TOKEN
+
 import enroll_user
 import set_user_state
-from conftest import TOKEN
 
 
 def role_lookups(canvas):
@@ -127,3 +128,17 @@ def test_set_user_state_csv_role_column_takes_custom_roles(canvas, course, run, 
     r = run(set_user_state, "--csv", csv)
     assert r.code == 1 and "changed 2" in r.err and "no course role 'Grader'" in r.err
     assert [store.states_of(f"S{n}") for n in range(3)] == [["inactive"], ["active"], ["active"]]
+
+
+def test_undo_deletes_a_custom_role_enrollment_the_batch_made(canvas, course, run, tmp_path):
+    store = canvas.store
+    grader = store.add_role("Grader", "TaEnrollment")
+    for n in range(3):
+        store.add_user(f"S{n}")
+    csv = tmp_path / "in.csv"
+    csv.write_text("course_id,sis_user_id,role\n" + "".join(f"{course.id},S{n},Grader\n" for n in range(3)))
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, "--csv", csv, "--log", log)
+    assert r.code == 0 and all(store.enrollments_of(f"S{n}")[0].role_id == grader.id for n in range(3))
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0 and all(store.states_of(f"S{n}") == ["deleted"] for n in range(3))

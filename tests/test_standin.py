@@ -105,3 +105,25 @@ def test_rate_limit_bucket(canvas, course, api):
     second = api("GET", f"/api/v1/courses/{course.id}/enrollments")
     assert second.status_code == 429 and "Rate Limit Exceeded" in second.text
     assert canvas.throttled == 1
+
+
+def test_post_checks_roles_as_the_controller_does(canvas, course):
+    """enrollments_api_controller.rb create: role_id of another account, inactive, base mismatch."""
+    store = canvas.store
+    store.add_user("S1")
+    other = store.add_account("Elsewhere")
+    inactive = store.add_role("Old", "StudentEnrollment", state="inactive")
+    foreign = store.add_role("Theirs", "StudentEnrollment", account=other)
+    grader = store.add_role("Grader", "TaEnrollment")
+
+    def post(**fields):
+        data = {"enrollment[user_id]": "sis_user_id:S1", **{f"enrollment[{k}]": v for k, v in fields.items()}}
+        resp = requests.post(f"{canvas.url}/api/v1/courses/{course.id}/enrollments", data=data,
+                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        return resp.status_code, resp.json()
+    assert post(role_id=foreign.id) == (400, {"message": "Invalid role"})
+    assert post(role_id=inactive.id)[1]["message"].startswith("Cannot create an enrollment with this role")
+    assert post(role_id=grader.id, type="StudentEnrollment")[1]["message"] == \
+        "The specified type must match the base type for the role"
+    status, body = post(role_id=grader.id, type="TaEnrollment")
+    assert status == 200 and (body["role"], body["type"], body["role_id"]) == ("Grader", "TaEnrollment", grader.id)

@@ -1,0 +1,96 @@
+"""Requests per case: the round trips each common change costs, beside the budget it aims at.
+
+    python bench/bench_requests.py [--batch 300]
+
+Runs each case once as a subprocess against a stand-in Canvas and counts the
+requests it received (lookups and writes). The budget is the project's
+promise: two lookups and one write for the common single change; a planned
+POST adds one lookup for the concluded and deleted rows Canvas would reopen;
+a custom role adds the course and the account's roles, once per run.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from standin import StandinCanvas  # noqa: E402
+
+import canvas_common as cc  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def run(canvas, script, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
+    env.update(CANVAS_URL=canvas.url, CANVAS_TOKEN=TOKEN)
+    before = len(canvas.requests)
+    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{script} {' '.join(map(str, args))} failed: {proc.stderr}")
+    calls = canvas.requests[before:]
+    return sum(c["method"] == "GET" for c in calls), sum(c["method"] != "GET" for c in calls)
+
+
+def cases(canvas, batch: int, tmp: str):
+    store = canvas.store
+    course = store.add_course("Bench", "BENCH", sections=("BENCH-LAB",))
+    auditor = store.add_role("Auditor", "StudentEnrollment")
+    c = course.id
+    store.enroll(store.add_user("A1"), course)
+    store.enroll(store.add_user("I1"), course, state="inactive")
+    store.add_user("N1")
+    store.add_user("N2")
+    store.enroll(store.add_user("R1"), course, state="completed")
+    store.enroll(store.add_user("U1"), course, role=auditor)
+    yield "deactivate an active user", (2, 1), run(canvas, "set_user_state.py", c, "A1", "inactive")
+    yield "reactivate an inactive user", (2, 1), run(canvas, "set_user_state.py", c, "I1", "active")
+    yield "enroll a new user", (3, 1), run(canvas, "enroll_user.py", c, "N1", "student")
+    yield "enroll someone already active", (2, 0), run(canvas, "enroll_user.py", c, "A1", "student")
+    yield "reopen a concluded enrollment", (3, 1), run(canvas, "enroll_user.py", c, "R1", "student")
+    yield "enroll with a custom role", (5, 1), run(canvas, "enroll_user.py", c, "N2", "auditor")
+    yield "deactivate, custom --role", (4, 1), run(canvas, "set_user_state.py", c, "U1", "inactive",
+                                                   "--role", "Auditor")
+    ids = [f"B{n:04d}" for n in range(batch)]
+    for sis in ids:
+        store.add_user(sis)
+    csv = Path(tmp, "enroll.csv")
+    csv.write_text("course_id,sis_user_id,role\n" + "".join(f"{c},{s},Auditor\n" for s in ids))
+    # per lookup chunk (at most 100 SIS IDs, ~1500 characters of query): active, inactive
+    # and ended rows; the course and its account's roles once
+    chunks = len(list(cc._lookup_queries(ids, ("active",))))
+    budget = (3 * chunks + 2, batch)
+    yield f"--csv: {batch} new users, custom role", budget, run(
+        canvas, "enroll_user.py", "--csv", csv, "--log", Path(tmp, "audit.jsonl"))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=300, help="users in the CSV case")
+    args = parser.parse_args(argv)
+    canvas = StandinCanvas().start()
+    canvas.store.tokens[TOKEN] = "admin"
+    canvas.default_per_page = 10
+    worst = 0
+    try:
+        print(f"{'case':<40} {'lookups':>8} {'writes':>7}   {'budget':>13}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, (gets, writes), (got_gets, got_writes) in cases(canvas, args.batch, tmp):
+                ok = got_gets <= gets and got_writes <= writes
+                worst |= not ok
+                print(f"{name:<40} {got_gets:>8} {got_writes:>7}   {gets:>4} + {writes:<4} "
+                      f"{'ok' if ok else 'OVER'}")
+    finally:
+        canvas.stop()
+    return 1 if worst else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
