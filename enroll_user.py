@@ -6,7 +6,10 @@
 
 If the user already holds the role in the course (in --section, or in any
 section when none is given) nothing is changed: Canvas would otherwise add a
-second enrollment in the default section, or silently reactivate one.
+second enrollment in the default section, or silently reactivate one. ROLE may
+be a custom course role (canvas_roles.py); a POST that Canvas will answer by
+reopening a concluded or deleted enrollment is planned, logged and undone as a
+reopening.
 """
 
 from __future__ import annotations
@@ -125,9 +128,9 @@ def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:
 
 def second_student_role(request: Enrollment, role: roles.Role, row: dict, dry_run: bool) -> jobs.Change:
     """The user already is a student under another role: say so, change nothing."""
-    hint = (f"already holds {roles.row_role(row)}, so {role.describe()} would be a second "
-            "student-type enrollment; nothing done (to change the role, deactivate that one first "
-            "with set_user_state.py ... --role " + cc.shell_quote(str(row.get("role"))) + ")")
+    hint = (f"that is {roles.row_role(row)}: {role.describe()} would make a second student-type "
+            "enrollment, so none was made (to switch roles, deactivate this one first with "
+            "set_user_state.py ... inactive --role " + cc.shell_quote(str(row.get("role"))) + ")")
     return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
 
 

@@ -7,6 +7,12 @@ sis_user_id[] and user_id filters, bookmark pagination with opaque next
 links), enroll with Canvas's already-enrolled rules, DELETE with its task
 values, reactivate, user and course lookups, Canvas's error bodies, a leaky
 rate-limit bucket, and faults on demand. It records every request.
+
+Canvas as institutions configure it: accounts and custom course roles with
+base types (the roles API, enrollment[role_id]), rows reused by a POST in any
+state, course, term and section end dates with Canvas's open-section
+exception, cross-listed sections, developer keys with enforced scopes, and
+sis_import_id and end_at on enrollment rows.
 """
 
 from __future__ import annotations
@@ -925,6 +931,7 @@ def seed_demo(canvas: StandinCanvas, token="demo-token", filler=30):
     store = canvas.store
     store.tokens[token] = "admin"
     course = store.add_course("Physics 2, spring 2027", "PHYS2-2027")
+    store.add_role("Auditor", "StudentEnrollment")
     store.add_section(course, "PHYS2-2027-LAB", "Lab group")
     for n in range(filler):
         store.enroll(store.add_user(f"S{9000 + n}", f"Student {n:03d}"), course)
