@@ -465,6 +465,7 @@ class Canvas:
         # told of every answer: (X-Rate-Limit-Remaining or None, throttled?)
         self.observer = lambda remaining, throttled: None
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
+        self._lists: dict[str, list] = {}  # a course's sections, asked once
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -642,6 +643,13 @@ class Canvas:
         "concluded" as Course#concluded? (app/models/course.rb) judges it, end dates included."""
         return self._once(course_path(course), f"course {course} not found: check the course id",
                           {"include[]": "concluded"})
+
+    def sections(self, course: str) -> list[dict]:
+        """GET /api/v1/courses/:course_id/sections, once per run: the course's active sections."""
+        path = f"{course_path(course)}/sections"
+        if path not in self._lists:
+            self._lists[path] = self.get_all(path, {}, f"course {course} not found: check the course id")
+        return self._lists[path]
 
     def any_section(self, section: str) -> dict | None:
         """GET /api/v1/sections/:id: a section in whatever course it is now (course_id), and

@@ -107,12 +107,26 @@ class Enroll(jobs.Operation):
                                          before=row.get("enrollment_state"),
                                          warning=canvas_hints.sis_warning(row)
                                          if row.get("enrollment_state") != "deleted" else None)
+            if not request.section and not only_section(canvas, request.course):
+                change = dataclasses.replace(change, hint=(
+                    f"if section {row.get('course_section_id')} is the course's default section (Canvas's "
+                    "API does not say which it is; else Canvas makes a new enrollment there); give "
+                    "--section to be sure"))
         elif ended:  # Canvas reuses the one in the default section, which the API does not name
             change = dataclasses.replace(change, hint="Canvas reopens whichever of enrollments " + ", ".join(
                 f"{row['id']} ({row.get('enrollment_state')}, section {row.get('course_section_id')})"
                 for row in ended) + " is in the course's default section, if any; give --section to choose")
         in_course = bool(rows or self.ended.get(request.sis_id))  # any row, in any section or state
         return [check_enrollable(canvas, change, in_course) if dry_run else change]
+
+
+def only_section(canvas: cc.Canvas, course: str) -> bool:
+    """True when the course has one section, which is then its default one: where a POST
+    without a section goes. Asked only when an ended row may be reopened (one lookup a run)."""
+    try:
+        return len(canvas.sections(course)) == 1
+    except (cc.CanvasForbidden, cc.CanvasScopeMissing):
+        return False
 
 
 def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:

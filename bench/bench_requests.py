@@ -54,7 +54,8 @@ def cases(canvas, batch: int, tmp: str):
     yield "reactivate an inactive user", (2, 1), run(canvas, "set_user_state.py", c, "I1", "active")
     yield "enroll a new user", (3, 1), run(canvas, "enroll_user.py", c, "N1", "student")
     yield "enroll someone already active", (2, 0), run(canvas, "enroll_user.py", c, "A1", "student")
-    yield "reopen a concluded enrollment", (3, 1), run(canvas, "enroll_user.py", c, "R1", "student")
+    # + the course's sections, once, to know whether the row is in the default section
+    yield "reopen a concluded enrollment", (4, 1), run(canvas, "enroll_user.py", c, "R1", "student")
     yield "enroll with a custom role", (5, 1), run(canvas, "enroll_user.py", c, "N2", "auditor")
     yield "deactivate, custom --role", (4, 1), run(canvas, "set_user_state.py", c, "U1", "inactive",
                                                    "--role", "Auditor")

@@ -578,6 +578,10 @@ class Handler(BaseHTTPRequestHandler):
         rest = seg[4:]
         if rest == [] and method == "GET":
             return self.with_token(auth, lambda kind: (200, self.course_json(course), {}))
+        if rest == ["sections"] and method == "GET":
+            return self.with_token(auth, lambda kind: self.numbered_pages(
+                [self.show_section(course, str(s.id))[1] for s in store.sections.values()
+                 if s.course_id == course.id]))
         if len(rest) == 2 and rest[0] == "sections" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_section(course, rest[1]))
         if rest == ["enrollments"] and method == "GET":

@@ -98,3 +98,21 @@ def test_a_row_reopened_in_fact_is_logged_so_though_planned_as_new(canvas, cours
     assert r.json()[0]["action"] == "reopened" and r.json()[0]["enrollment_id"] == mine.id
     run(enroll_user, "--undo", log)
     assert canvas.store.states_of("S1") == ["completed", "deleted"]
+
+
+def test_in_a_course_of_one_section_the_reopening_is_certain(canvas, run):
+    store = canvas.store
+    course = store.add_course("Solo")  # only its default section
+    store.enroll(store.add_user("S1"), course, state="completed")
+    r = run(enroll_user, course.id, "S1", "student", "--dry-run")
+    assert "would reopen completed" in r.out and "default section" not in r.out
+    r = run(enroll_user, course.id, "S1", "student")
+    assert r.code == 0 and "reopened" in r.out and canvas.store.states_of("S1") == ["active"]
+
+
+def test_in_a_course_of_several_sections_the_plan_says_what_it_cannot_know(canvas, course, run):
+    canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed")
+    r = run(enroll_user, course.id, "S1", "student", "--dry-run")
+    assert "would reopen completed" in r.out and "is the course's default section" in r.out
+    r = run(enroll_user, course.id, "S1", "student", "--section", course.default_section_id, "--dry-run")
+    assert "would reopen completed" in r.out and "default section" not in r.out
