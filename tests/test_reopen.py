@@ -2,7 +2,7 @@
 logged as a reopening, and undone by putting the row back as it was, never deleting a
 concluded enrollment."""
 
-from conftest import audit_records, audit_writes
+from conftest import TOKEN, audit_records, audit_writes, run_script
 from standin import Fault
 
 import enroll_user
@@ -116,3 +116,19 @@ def test_in_a_course_of_several_sections_the_plan_says_what_it_cannot_know(canva
     assert "would reopen completed" in r.out and "is the course's default section" in r.out
     r = run(enroll_user, course.id, "S1", "student", "--section", course.default_section_id, "--dry-run")
     assert "would reopen completed" in r.out and "default section" not in r.out
+
+
+def test_custom_role_reopening_and_undo_as_processes(canvas, course, tmp_path):
+    """As an admin runs it: a concluded Grader enrollment reopened by name, then undone."""
+    grader = canvas.store.add_role("Grader", "TaEnrollment")
+    e = canvas.store.enroll(canvas.store.add_user("S1"), course, role=grader, state="completed",
+                            sis_import_id=12)
+    env = {"CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
+    log = tmp_path / "audit.jsonl"
+    r = run_script("enroll_user.py", course.id, "S1", "GRADER", "--section", course.default_section_id,
+                   "--log", log, env=env)
+    assert (r.code, r.err) == (0, "") and f"reopened completed enrollment {e.id} (Grader" in r.out
+    assert "next SIS import may put" in r.out
+    assert canvas.writes()[0]["form"]["enrollment[role_id]"] == str(grader.id)
+    r = run_script("enroll_user.py", "--undo", log, env=env)
+    assert r.code == 0 and canvas.store.enrollments[e.id].workflow_state == "completed"
