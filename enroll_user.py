@@ -143,8 +143,8 @@ def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:
 def second_student_role(request: Enrollment, role: roles.Role, row: dict, dry_run: bool) -> jobs.Change:
     """The user already is a student under another role: say so, change nothing."""
     hint = (f"that is {roles.row_role(row)}: {role.describe()} would make a second student-type "
-            "enrollment, so none was made (to switch roles, deactivate this one first with "
-            "set_user_state.py ... inactive --role " + cc.shell_quote(str(row.get("role"))) + ")")
+            f"enrollment, so none was made (to switch roles, conclude or delete enrollment "
+            f"{row.get('id')} in Canvas first)")
     return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
 
 
