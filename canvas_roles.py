@@ -124,7 +124,9 @@ def resolve(canvas: cc.Canvas, course: str, text: str) -> Role:
     except (cc.CanvasForbidden, cc.CanvasScopeMissing) as exc:
         if wanted_id is not None:
             return Role(text, wanted_id, None, checked=False)
-        raise type(exc)(f"cannot look up role {text!r} ({exc}); give it as role_id:N "
+        why = str(exc) if isinstance(exc, cc.CanvasScopeMissing) else \
+            "listing an account's roles needs Canvas's 'Permissions - manage' right"
+        raise type(exc)(f"cannot look up role {text!r} by name ({why}); give it as role_id:N "
                         "(Canvas checks the id when enrolling)") from None
     return pick(roles, text, wanted_id, course)
 
