@@ -58,3 +58,15 @@ def section_elsewhere(canvas: cc.Canvas, course: str, section: str) -> cc.Canvas
             f"enrollments; it is no longer in course {course}: use course {now_in}")
     return cc.CanvasNotFound(f"section {section} not found in course {course}: it is a section of "
                              f"course {now_in} ({found.get('name')})")
+
+
+def concluded_why(canvas: cc.Canvas, course: str) -> str:
+    """Why Canvas calls an `available` course concluded (one lookup, after the refusal), or ''."""
+    try:
+        state = canvas.course(course).get("workflow_state")
+    except cc.CanvasError:
+        return ""
+    if state == "completed":
+        return ""
+    return (" (its state is available, but its end date or its term's has passed; someone already "
+            "in the course may still be added to a section open by its own dates, with --section)")

@@ -203,6 +203,10 @@ def create(canvas: cc.Canvas, change: Change) -> dict:
         if change.section and canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
             raise canvas_hints.section_elsewhere(canvas, change.course_id, change.section) from None
         raise cc.no_such_user(change.sis_user_id) from None
+    except cc.CanvasBadRequest as exc:
+        if "concluded course" in str(exc):
+            raise cc.CanvasBadRequest(f"{exc}{canvas_hints.concluded_why(canvas, change.course_id)}") from None
+        raise
 
 
 def write(canvas: cc.Canvas, change: Change) -> Change:

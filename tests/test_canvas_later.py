@@ -64,6 +64,7 @@ def test_course_concluded_by_dates_is_refused_by_dry_run_and_real_run(canvas, co
     real = run(enroll_user, course.id, "S1", "student")
     assert dry.code == real.code == 1
     assert "concluded by its end date" in dry.err and "concluded course" in real.err
+    assert "its end date or its term's has passed" in real.err
     assert canvas.store.states_of("S1") == []
 
 
