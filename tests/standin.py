@@ -854,7 +854,8 @@ class Handler(BaseHTTPRequestHandler):
         user = store.find(store.users, params["user_id"], "sis_user_id")
         if user is None:
             return 404, NOT_FOUND, {}
-        # "allow moving users already in the course to open sections"
+        # "allow moving users already in the course to open sections"; user.enrollments
+        # (app/models/user.rb) has no state scope: a row in any state, deleted too, counts
         in_course = any(e.user_id == user.id and e.course_id == course.id for e in store.enrollments.values())
         if course.concluded() and not (asked and in_course and not asked.concluded(course)):
             return 400, {"message": "Can't add an enrollment to a concluded course."}, {}
