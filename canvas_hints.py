@@ -13,16 +13,17 @@ SIS_WARNING = ("made by an SIS import (sis_import_id {id}): the next SIS import 
 
 
 def sis_warning(row: dict) -> str | None:
-    """For a write on a row an SIS import made: Canvas's SIS import sets workflow_state
-    again on its next run (enrollment state is not one of Canvas's sticky fields).
+    """For a write on a row an SIS import made: the next SIS import that lists it sets its
+    workflow_state from the row's status again (lib/sis/enrollment_importer.rb).
     sis_import_id is shown only to tokens that may manage SIS data (lib/api/v1/user.rb)."""
     sis_import = row.get("sis_import_id")
     return SIS_WARNING.format(id=sis_import) if sis_import else None
 
 
 def ended_on(row: dict, now: datetime | None = None) -> str | None:
-    """The date an enrollment's own end_at passed, or None: Canvas treats it as ended
-    from then on whatever its workflow state (app/models/enrollment.rb, date-based state)."""
+    """The date an enrollment's own end_at passed, or None: Canvas treats it as concluded
+    (read-only) from then on whatever its workflow state (app/models/enrollment.rb, its
+    date-based state; spec/models/enrollment_spec.rb "date completed")."""
     end_at = row.get("end_at")
     if not isinstance(end_at, str) or not end_at:
         return None
@@ -40,8 +41,9 @@ def ended_hint(row: dict) -> str:
     date = ended_on(row)
     if not date:
         return ""
-    return (f"but it ended on {date} (its own end date), so Canvas gives no access through it; "
-            "reactivating cannot help (dates are not state): change the enrollment's end date in Canvas")
+    return (f"but it ended on {date} (its own end date): Canvas treats it as concluded since then "
+            "(read-only); reactivating cannot help (dates are not state): change the enrollment's "
+            "end date in Canvas")
 
 
 def section_elsewhere(canvas: cc.Canvas, course: str, section: str) -> cc.CanvasNotFound:
