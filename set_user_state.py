@@ -37,9 +37,10 @@ class SetState(jobs.Operation):
     def add_own_arguments(self, parser):
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
-        parser.add_argument("--role", type=jobs.arg_type(cc.parse_role),
+        parser.add_argument("--role", type=jobs.arg_type(cc.parse_role), action=jobs.RoleAction,
                             help="only change enrollments with this role "
-                                 "(student, teacher, ta, observer, designer)")
+                                 "(student, teacher, ta, observer, designer); with --from: "
+                                 "the role to carry (repeatable; default: student)")
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
 

@@ -472,6 +472,8 @@ class Handler(BaseHTTPRequestHandler):
                 "workflow_state": course.workflow_state}, {}))
         if len(rest) == 2 and rest[0] == "sections" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_section(course, rest[1]))
+        if rest == ["sections"] and method == "GET":
+            return self.with_token(auth, lambda kind: self.list_sections(course, kind))
         if rest == ["enrollments"] and method == "GET":
             return self.with_token(auth, lambda kind: self.list_enrollments(course, kind))
         if rest == ["enrollments"] and method == "POST":
@@ -502,6 +504,30 @@ class Handler(BaseHTTPRequestHandler):
             return 404, NOT_FOUND, {}
         return 200, {"id": section.id, "name": section.name, "course_id": course.id,
                      "sis_section_id": section.sis_section_id}, {}
+
+    def list_sections(self, course, kind):
+        """GET /api/v1/courses/:course_id/sections (app/controllers/sections_controller.rb, index):
+        the course's sections ordered by name, then id, in numbered pages; the section JSON
+        (lib/api/v1/section.rb) does not say which one is the default section."""
+        if kind == "student":
+            return 403, UNAUTHORIZED, {}
+        sections = sorted((s for s in self.canvas.store.sections.values() if s.course_id == course.id),
+                          key=lambda s: (s.name.lower(), s.id))
+        items = [{"id": s.id, "name": s.name, "course_id": course.id, "start_at": None, "end_at": None,
+                  "restrict_enrollments_to_section_dates": False, "nonxlist_course_id": None,
+                  **({"sis_section_id": s.sis_section_id, "sis_course_id": course.sis_course_id,
+                      "integration_id": None} if kind == "admin" else {})} for s in sections]
+        try:
+            per_page = max(1, min(self.canvas.max_per_page, int(self.query.get("per_page") or 10)))
+            page = max(1, int(self.query.get("page") or 1))
+        except ValueError:
+            per_page, page = 10, 1
+        last = max(1, -(-len(items) // per_page))
+        pages = {"current": str(page), "first": "1", "last": str(last),
+                 **({"next": str(page + 1)} if page < last else {}),
+                 **({"prev": str(page - 1)} if page > 1 else {})}
+        links = self.link_header(pages, per_page)
+        return 200, items[(page - 1) * per_page: page * per_page], ({"Link": links} if links else {})
 
     def show_user(self, ident, kind):
         if kind == "student":
