@@ -2,6 +2,7 @@
 
     python enroll_user.py COURSE SIS_ID ROLE [--section S] [--state active|invited|inactive]
     python enroll_user.py --csv FILE    # columns: course_id, sis_user_id, role [, section, state]
+    python enroll_user.py NEW --from OLD  # everyone of OLD (students by default) into NEW
     python enroll_user.py --undo LOG    # delete what the last job in LOG enrolled
 
 If the user already holds the role in the course (in --section, or in any
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
     parser = jobs.build_parser(
         OPERATION, description="Enroll a user in a Canvas course by SIS ID.",
         usage="%(prog)s [options] COURSE SIS_ID ROLE\n       %(prog)s [options] --csv FILE\n"
+              "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
               "       %(prog)s [options] --undo LOG [--run ID]")
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 

@@ -2,6 +2,7 @@
 
     python set_user_state.py COURSE SIS_ID inactive|active [--role R] [--section S]
     python set_user_state.py --csv FILE      # columns: course_id, sis_user_id, state [, role, section]
+    python set_user_state.py NEW --from OLD  # each person's state in OLD, given in NEW
     python set_user_state.py --undo LOG      # put back what the last job in LOG changed
 
 Inactive keeps the user's grades visible to teachers and removes the user's
@@ -97,6 +98,7 @@ def main(argv=None) -> int:
         description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.",
         usage="%(prog)s [options] COURSE SIS_ID {inactive,active}\n"
               "       %(prog)s [options] --csv FILE\n"
+              "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
               "       %(prog)s [options] --undo LOG [--run ID]")
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 

@@ -116,6 +116,7 @@ def add_round_arguments(parser: Parser) -> None:
                             "same state (active or inactive), section of the same name")
     if "--role" not in parser._option_string_actions:
         group.add_argument("--role", dest="round_role", action=RoleAction, type=arg_type(cc.parse_role),
+                           metavar="ROLE",
                            help="with --from: the role to carry (repeatable; default: student)")
     group.add_argument("--include-concluded", action="store_true",
                        help="with --from: carry concluded enrollments too (as active)")
