@@ -29,7 +29,8 @@ class RoundOptions:
 
     old, new: courses as checked by cc.parse_course; roles: what cc.parse_role
     gives (Canvas type names; a custom role's name or role_id:N once roles allow
-    them); section: --section (cc.parse_section) or None; export: a file path or None.
+    them); section: --section (cc.parse_section) or None; state: enroll_user's
+    --state, which replaces the carried state for everyone, or None; export: a file path or None.
     """
 
     old: str
@@ -37,13 +38,14 @@ class RoundOptions:
     roles: tuple[str, ...] = ("StudentEnrollment",)
     include_concluded: bool = False
     section: str | None = None
+    state: str | None = None
     export: str | None = None
 
     def digest(self) -> str:
         """What makes a rerun the same job: the command's choices, never Canvas's data,
         which a cut-short run has itself changed."""
         return "from:" + json.dumps([self.old, self.new, sorted(self.roles), self.include_concluded,
-                                     self.section])
+                                     self.section, self.state])
 
 
 @dataclasses.dataclass
@@ -182,7 +184,8 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
             target = options.section or targets.get(old_section, ("", "the default section"))[0]
             by_target.setdefault(target, []).extend(states)
         for target, states in by_target.items():
-            values.append({"sis_user_id": sis, "role": role, "section": target, "state": group(states)})
+            values.append({"sis_user_id": sis, "role": role, "section": target,
+                           "state": options.state or group(states)})
             name = next((t[1] for t in targets.values() if t[0] == target), None) if target else \
                 "the default section"
             label = f"to section {name!r} ({target})" if target and name else \

@@ -138,13 +138,11 @@ def round_options(operation: Operation, parser: Parser, args) -> rounds.RoundOpt
     if args.course is None or args.sis_id is not None or args.csv or args.undo:
         parser.error("with --from OLD_COURSE give only the new course: "
                      f"{parser.prog} [options] COURSE --from OLD_COURSE")
-    others = [f"--{c}" for c in operation.optional if c not in ("role", "section") and getattr(args, c)]
-    if others:
-        parser.error(f"{'/'.join(others)} do(es) not go with --from: it comes from the old course")
     if args.export and not args.dry_run:
         parser.error("--export goes with --dry-run: check the plan, then run it with --csv FILE")
     return rounds.RoundOptions(args.from_course, args.course, tuple(roles or ("StudentEnrollment",)),
-                               args.include_concluded, args.section, args.export)
+                               args.include_concluded, args.section, getattr(args, "state", None),
+                               args.export)
 
 
 def parse_options(operation: Operation, parser: Parser, argv) -> Options:

@@ -199,6 +199,17 @@ def test_include_concluded_carries_them_as_active(canvas, run):
     assert "left out" not in r.err
 
 
+def test_state_option_makes_everyone_active_then_set_state_carries_the_inactive(canvas, run):
+    rnd = old_round(canvas)
+    r = run(enroll_user, NEW, "--from", OLD, "--state", "active")
+    assert r.code == 0, r.err
+    assert {e.workflow_state for e in in_course(canvas, rnd.new).values()} == {"active"}
+    r = run(set_user_state, NEW, "--from", OLD)
+    assert r.code == 0, r.err
+    assert {s: e.workflow_state for s, e in in_course(canvas, rnd.new).items()} == \
+        {s: state for s, (state, _) in carried(rnd.people).items()}
+
+
 @pytest.mark.xfail(reason="needs issue 12's custom roles", strict=True)
 def test_custom_role_is_carried_by_its_name(canvas, run):
     rnd = old_round(canvas)
@@ -220,7 +231,7 @@ def test_custom_role_state_is_carried(canvas, run):
 @pytest.mark.parametrize("module,args,message", [
     (enroll_user, [NEW, "--from", OLD, "--export", "x.csv"], "--export goes with --dry-run"),
     (enroll_user, [NEW, "S1", "--from", OLD], "give only the new course"),
-    (enroll_user, [NEW, "--from", OLD, "--state", "inactive"], "--state do(es) not go with --from"),
+    (set_user_state, [NEW, "S1", "inactive", "--from", OLD], "give only the new course"),
     (enroll_user, [NEW, "S1", "student", "--role", "ta"], "--role goes with --from"),
     (set_user_state, [NEW, "S1", "inactive", "--role", "ta", "--role", "student"], "given once"),
     (set_user_state, ["--csv", "x.csv", "--include-concluded"], "go with --from"),
