@@ -183,6 +183,23 @@ def test_set_state_direction_after_a_feed_made_everyone_active(canvas, run, tmp_
     assert {e.workflow_state for e in in_course(canvas, rnd.new).values()} == {"active"}
 
 
+def test_set_state_export_runs_with_csv(canvas, run, tmp_path):
+    rnd = old_round(canvas)
+    assert run(enroll_user, NEW, "--from", OLD, "--state", "active").code == 0
+    plan = tmp_path / "states.csv"
+    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--export", plan)
+    assert r.code == 0 and not canvas.writes()[len(carried(rnd.people)):]
+    with open(plan, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["course_id", "sis_user_id", "state", "role", "section"]
+    assert rows[0] == {"course_id": NEW, "sis_user_id": "S0000", "state": "active", "role": "student",
+                       "section": ""}
+    r = run(set_user_state, "--csv", plan)
+    assert r.code == 0, r.err
+    assert {s: e.workflow_state for s, e in in_course(canvas, rnd.new).items()} == \
+        {s: state for s, (state, _) in carried(rnd.people).items()}
+
+
 def test_section_option_puts_everyone_in_one_section(canvas, run):
     rnd = old_round(canvas)
     r = run(enroll_user, NEW, "--from", OLD, "--section", "sis_section_id:NEW-LAB-A")
