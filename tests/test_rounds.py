@@ -122,6 +122,10 @@ def test_real_run_costs_one_write_per_person_and_undo_puts_back_the_round(canvas
     assert got["S0010"] is kept and kept.workflow_state == "inactive"
     assert f"created {len(want) - 1}, changed 0, unchanged 1, failed 0" in r.err
     assert got["S0005"].user_id == canvas.store.user_by_sis("OLD0005").id  # a second login: one person
+    before = len(canvas.writes())
+    again = run(enroll_user, NEW, "--from", OLD, "--log", log)  # a finished round run again: a new job
+    assert again.code == 0 and len(canvas.writes()) == before
+    assert f"created 0, changed 0, unchanged {len(want)}, failed 0" in again.err
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
     states = {e.workflow_state for sis, e in in_course(canvas, rnd.new).items() if sis != "S0010"}
@@ -265,3 +269,16 @@ def test_same_course_and_unknown_old_course(canvas, run):
     assert r.code == 2 and "names the course itself" in r.err
     r = run(enroll_user, NEW, "--from", "sis_course_id:NOPE")
     assert r.code == 1 and "course sis_course_id:NOPE not found" in r.err and not canvas.writes()
+
+
+def test_token_that_cannot_read_sis_data_is_told_so(canvas, run):
+    old_round(canvas)
+    canvas.store.tokens[next(iter(canvas.store.tokens))] = "nosis"
+    r = run(enroll_user, NEW, "--from", OLD, "--dry-run")
+    assert r.code == 1 and "hides SIS IDs from this token" in r.err and len(r.err.splitlines()) == 1
+
+
+def test_export_to_a_file_that_cannot_be_written(canvas, run, tmp_path):
+    old_round(canvas)
+    r = run(enroll_user, NEW, "--from", OLD, "--dry-run", "--export", tmp_path)
+    assert r.code == 2 and f"cannot write {tmp_path}" in r.err and not canvas.writes()

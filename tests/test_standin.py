@@ -105,3 +105,14 @@ def test_rate_limit_bucket(canvas, course, api):
     second = api("GET", f"/api/v1/courses/{course.id}/enrollments")
     assert second.status_code == 429 and "Rate Limit Exceeded" in second.text
     assert canvas.throttled == 1
+
+
+def test_sections_list_is_ordered_by_name_in_numbered_pages(canvas, course, api):
+    for name in ("b lab", "A lab", "c lab"):
+        canvas.store.add_section(course, f"SIS-{name}", name)
+    pages, url = [], f"/api/v1/courses/{course.id}/sections?per_page=2"
+    while url:
+        answer = api("GET", url)
+        pages.append([s["name"] for s in answer.json()])
+        url = answer.links.get("next", {}).get("url", "").replace(canvas.url, "")
+    assert pages == [["A lab", "b lab"], ["c lab", "Physics 2"], ["Section PHYS2-LAB"]]
