@@ -169,27 +169,26 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
     else the default section (or --section); one row without a section for anyone
     already holding the role in the new course, whom the plan then leaves unchanged."""
     targets = {} if options.section else section_targets(canvas, options)
+    names = dict(targets.values())
     values: list[dict] = []
     per_section: dict[str, set] = {}
     held = 0
     for (sis, role), person in people.items():
-        mine = [r for r in in_new.get(person["user_id"], []) if role_word(r) == role]
-        if mine:
+        if any(role_word(r) == role for r in in_new.get(person["user_id"], [])):
             held += 1
+            states = [s for states in person["sections"].values() for s in states]
             values.append({"sis_user_id": sis, "role": role, "section": "",
-                           "state": group(s for states in person["sections"].values() for s in states)})
+                           "state": options.state or group(states)})
             continue
         by_target: dict = {}
         for old_section, states in person["sections"].items():
-            target = options.section or targets.get(old_section, ("", "the default section"))[0]
+            target = options.section or targets.get(old_section, ("", ""))[0]
             by_target.setdefault(target, []).extend(states)
         for target, states in by_target.items():
             values.append({"sis_user_id": sis, "role": role, "section": target,
                            "state": options.state or group(states)})
-            name = next((t[1] for t in targets.values() if t[0] == target), None) if target else \
-                "the default section"
-            label = f"to section {name!r} ({target})" if target and name else \
-                (f"to section {target}" if target else "to the default section")
+            label = f"to section {names[target]!r} ({target})" if target in names else \
+                f"to section {target}" if target else "to the default section"
             per_section.setdefault(label, set()).add(sis)
     counts = {"people": len({sis for sis, _ in people}),
               **{label: len(who) for label, who in sorted(per_section.items())},
