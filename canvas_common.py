@@ -466,6 +466,7 @@ class Canvas:
         self.observer = lambda remaining, throttled: None
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
         self._lists: dict[str, list] = {}  # a course's sections, asked once
+        self.known_users: set[str] = set()  # user refs a roster just showed: they exist
 
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
@@ -678,7 +679,7 @@ class Canvas:
 
     def user_exists(self, user_ref: str) -> bool:
         """GET /api/v1/users/:user_id (a sis_ref); False when Canvas knows no such user."""
-        return self._user(user_ref) is not None
+        return user_ref in self.known_users or self._user(user_ref) is not None
 
     def _user(self, user_ref: str):
         try:

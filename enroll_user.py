@@ -2,6 +2,7 @@
 
     python enroll_user.py COURSE SIS_ID ROLE [--section S] [--state active|invited|inactive]
     python enroll_user.py --csv FILE    # columns: course_id, sis_user_id, role [, section, state]
+    python enroll_user.py NEW --from OLD  # everyone of OLD (students by default) into NEW
     python enroll_user.py --undo LOG    # delete what the last job in LOG enrolled
 
 If the user already holds the role in the course (in --section, or in any
@@ -67,7 +68,7 @@ class Enroll(jobs.Operation):
                           cc.parse_section(values["section"]) if values.get("section") else None,
                           state, bool(options.extra.get("notify")))
 
-    def prepare(self, canvas, course, requests, found, map=map):
+    def prepare(self, canvas, course, requests, found, map=map, ended=None):
         """One bulk lookup of concluded and deleted rows for the users a POST is planned
         for: Canvas's POST reopens such a row of the same role and section
         (Course#enroll_user) and the plan, the log and undo must know its state."""
@@ -79,7 +80,10 @@ class Enroll(jobs.Operation):
                 continue  # the plan says why
             if not [row for row in found.get(request.sis_id, []) if blocks(role, request, row)]:
                 posting.append(request.sis_id)
-        self.ended = canvas.enrollments(course, posting, [cc.ENDED_STATES], map) if posting else {}
+        if ended is not None:
+            self.ended = {sis: ended.get(sis, []) for sis in posting}
+        else:
+            self.ended = canvas.enrollments(course, posting, [cc.ENDED_STATES], map) if posting else {}
 
     def plan(self, canvas, request: Enrollment, rows, dry_run):
         """Nothing to do if the user holds the role already (or another student-type role
@@ -219,6 +223,7 @@ def main(argv=None) -> int:
     parser = jobs.build_parser(
         OPERATION, description="Enroll a user in a Canvas course by SIS ID.",
         usage="%(prog)s [options] COURSE SIS_ID ROLE\n       %(prog)s [options] --csv FILE\n"
+              "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
               "       %(prog)s [options] --undo LOG [--run ID]")
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 

@@ -2,6 +2,7 @@
 
     python set_user_state.py COURSE SIS_ID inactive|active [--role R] [--section S]
     python set_user_state.py --csv FILE      # columns: course_id, sis_user_id, state [, role, section]
+    python set_user_state.py NEW --from OLD  # each person's state in OLD, given in NEW
     python set_user_state.py --undo LOG      # put back what the last job in LOG changed
 
 Inactive keeps the user's grades visible to teachers and removes the user's
@@ -39,9 +40,10 @@ class SetState(jobs.Operation):
     def add_own_arguments(self, parser):
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
-        parser.add_argument("--role", type=jobs.arg_type(roles.parse_role),
+        parser.add_argument("--role", type=jobs.arg_type(roles.parse_role), action=jobs.RoleAction,
                             help="only change enrollments with this role (student, teacher, ta, "
-                                 "observer, designer, a custom role's name, or role_id:N)")
+                                 "observer, designer, a custom role's name, or role_id:N); with --from: "
+                                 "the role to carry (repeatable; default: student)")
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
 
@@ -139,6 +141,7 @@ def main(argv=None) -> int:
         description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.",
         usage="%(prog)s [options] COURSE SIS_ID {inactive,active}\n"
               "       %(prog)s [options] --csv FILE\n"
+              "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
               "       %(prog)s [options] --undo LOG [--run ID]")
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 

@@ -16,12 +16,12 @@ looking at Canvas.
 
 from .changes import Change, Operation, Request, apply, observe, settle, write
 from .csvfile import check_csv, csv_rows, open_csv
-from .options import DEFAULT_LOG, DEFAULT_WORKERS, Options, Parser, arg_type, build_parser, parse_options
+from .options import DEFAULT_LOG, DEFAULT_WORKERS, Options, Parser, RoleAction, arg_type, build_parser, parse_options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
 from .runner import Run, run
 from .undo import UNDO, Undo
 
 __all__ = ["Change", "Operation", "Request", "apply", "observe", "settle", "write", "check_csv",
-           "csv_rows", "open_csv", "DEFAULT_LOG", "DEFAULT_WORKERS", "Options", "Parser", "arg_type",
+           "csv_rows", "open_csv", "DEFAULT_LOG", "DEFAULT_WORKERS", "Options", "Parser", "RoleAction", "arg_type",
            "build_parser", "parse_options", "Pacer", "EXIT_OUTPUT_CLOSED", "Report", "Run", "run", "UNDO", "Undo"]

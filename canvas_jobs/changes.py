@@ -150,8 +150,12 @@ class Operation:
         """Check one row's values as the command line checks them; ValueError if bad."""
         raise NotImplementedError
 
-    def prepare(self, canvas: cc.Canvas, course: str, requests: list, found: dict, map=map) -> None:
-        """Before planning a course's requests of a block: more lookups, in bulk (default: none)."""
+    def prepare(self, canvas: cc.Canvas, course: str, requests: list, found: dict, map=map,
+                ended: dict | None = None) -> None:
+        """Before planning a course's requests of a block: more lookups, in bulk (default: none).
+
+        ended: the users' concluded and deleted enrollments by SIS ID when the source has
+        already read them (--from reads the new course whole), so none is looked up again."""
 
     def plan(self, canvas: cc.Canvas, request: Request, rows: list[dict], dry_run: bool) -> list[Change]:
         raise NotImplementedError

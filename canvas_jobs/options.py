@@ -8,6 +8,8 @@ import sys
 from typing import TYPE_CHECKING
 
 import canvas_common as cc
+import canvas_roles
+import canvas_rounds as rounds
 
 if TYPE_CHECKING:
     from .changes import Operation
@@ -36,6 +38,7 @@ class Options:
     log: str | None = None
     ca_bundle: str | None = None
     extra: dict = dataclasses.field(default_factory=dict)  # an operation's own options
+    round: rounds.RoundOptions | None = None  # --from OLD_COURSE: rows from the old round
 
     @property
     def log_path(self) -> str | None:
@@ -95,17 +98,63 @@ def build_parser(operation: Operation, usage: str, description: str) -> Parser:
                             f"limiter asks (default: {DEFAULT_WORKERS})")
     group.add_argument("--log", metavar="FILE",
                        help=f"audit log to append to (batches default to ./{DEFAULT_LOG})")
+    add_round_arguments(parser)
     return parser
+
+
+class RoleAction(argparse.Action):
+    """--role R: one for one user, repeatable with --from; every value is kept in 'roles'."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.roles = [*(getattr(namespace, "roles", None) or []), values]
+
+
+def add_round_arguments(parser: Parser) -> None:
+    group = parser.add_argument_group("moving to the next round (COURSE is the new round)")
+    group.add_argument("--from", dest="from_course", metavar="OLD_COURSE", type=arg_type(cc.parse_course),
+                       help="take the people from this course (the previous round): same role, "
+                            "same state (active or inactive), section of the same name")
+    if "--role" not in parser._option_string_actions:
+        group.add_argument("--role", dest="round_role", action=RoleAction, type=arg_type(canvas_roles.parse_role),
+                           metavar="ROLE",
+                           help="with --from: the role to carry (repeatable; default: student)")
+    group.add_argument("--include-concluded", action="store_true",
+                       help="with --from: carry concluded enrollments too (as active)")
+    group.add_argument("--export", metavar="FILE",
+                       help="with --from --dry-run: write the plan as a CSV that --csv runs")
+
+
+def round_options(operation: Operation, parser: Parser, args) -> rounds.RoundOptions | None:
+    """--from's options, checked; None without --from. Usage errors as parser.error."""
+    roles = getattr(args, "roles", None)
+    if args.from_course is None:
+        if args.include_concluded or args.export:
+            parser.error("--include-concluded and --export go with --from OLD_COURSE")
+        if roles and "role" not in operation.optional:
+            parser.error("--role goes with --from OLD_COURSE; for one user, ROLE is an argument")
+        if roles and len(roles) > 1:
+            parser.error("--role is given once for one user; several go with --from OLD_COURSE")
+        return None
+    if args.course is None or args.sis_id is not None or args.csv or args.undo:
+        parser.error("with --from OLD_COURSE give only the new course: "
+                     f"{parser.prog} [options] COURSE --from OLD_COURSE")
+    if args.export and not args.dry_run:
+        parser.error("--export goes with --dry-run: check the plan, then run it with --csv FILE")
+    return rounds.RoundOptions(args.from_course, args.course, tuple(roles or ("StudentEnrollment",)),
+                               args.include_concluded, args.section, getattr(args, "state", None),
+                               args.export)
 
 
 def parse_options(operation: Operation, parser: Parser, argv) -> Options:
     """Check the combination of arguments; one usage line if it is wrong."""
     args = parser.parse_args(argv)
-    single = operation.single_values(args)
-    ways = (single is not None) + (args.csv is not None) + (args.undo is not None)
+    round_from = round_options(operation, parser, args)
+    single = None if round_from else operation.single_values(args)
+    ways = (single is not None) + (args.csv is not None) + (args.undo is not None) + (round_from is not None)
     if ways != 1 or single == {}:
-        parser.error(f"give {operation.usage_line}, or --csv FILE, or --undo LOG")
-    if single is None and operation.per_user_options(args):
+        parser.error(f"give {operation.usage_line}, or --csv FILE, or --undo LOG, or COURSE --from OLD_COURSE")
+    if single is None and not round_from and operation.per_user_options(args):
         parser.error(f"{'/'.join(operation.per_user_options(args))} go with one user: "
                      "with --csv, give them as CSV columns")
     if args.run and args.undo is None:
@@ -114,7 +163,7 @@ def parse_options(operation: Operation, parser: Parser, argv) -> Options:
                    undo=args.undo, run_id=args.run, config=args.config, dry_run=args.dry_run,
                    as_json=args.json, verbose=args.verbose, timeout=args.timeout,
                    retries=args.retries, workers=args.workers, log=args.log, ca_bundle=args.ca_bundle,
-                   extra=operation.extra_options(args))
+                   extra=operation.extra_options(args), round=round_from)
 
 
 def arg_type(parse):

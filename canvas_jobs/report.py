@@ -31,6 +31,7 @@ class Report:
         self.token, self.total, self.done = "", 0, 0
         self.counts = {"created": 0, "changed": 0, "unchanged": 0, "failed": 0}
         self.failures: list[str] = []
+        self.notes: list[str] = []  # what the source of rows has to say (--from), after the summary
         self.progress = batch and sys.stderr.isatty()
         self.open_rows: dict[int, int] = {}  # line -> changes not yet reported
         self.closed = False  # stdout's reader went away
@@ -102,6 +103,8 @@ class Report:
             return cc.EXIT_CANVAS
         if self.batch:
             self.warn(f"summary: {self.summary()}")
+            for note in self.notes:
+                self.warn(f"  {note}")
             if self.failures:
                 self.warn("\n".join(["failed:", *self.failures]))
                 if self.counts["failed"] > MAX_LISTED:

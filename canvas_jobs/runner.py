@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import canvas_common as cc
 import canvas_journal as audit
+import canvas_rounds as rounds
 
 from .changes import Change, Operation, Request, settle, write
 from .csvfile import check_csv, csv_rows, digest, open_csv
@@ -64,6 +65,8 @@ class Run:
         self.journal = None
         self.raw = None  # the CSV file, read twice
         self.planned: dict = {}
+        # course -> ({SIS ID: active and inactive enrollments}, {SIS ID: ended ones}), read in bulk by the source
+        self.known: dict = {}
 
     def __enter__(self):
         return self
@@ -114,6 +117,14 @@ class Run:
             return [(0, values)], 1, json.dumps(values, sort_keys=True)
         if options.undo is not None:
             return None, 0, "undo:" + self.operation.select(options, self.report.warn)
+        if options.round is not None:
+            taken = rounds.read_round(self.canvas, options.round, self.operation.name)
+            self.known = {options.round.new: (taken.known, taken.ended)}
+            self.report.notes = taken.notes
+            if options.round.export:
+                rounds.export(options.round.export, self.operation.columns + self.operation.optional,
+                              taken.rows)
+            return taken.rows, len(taken.rows), options.round.digest()
         name = "stdin" if options.csv == "-" else options.csv
         self.raw = raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
@@ -166,8 +177,9 @@ class Run:
         for course in dict.fromkeys(r.course for r in requests):
             mine = [r for r in requests if r.course == course]
             try:
-                found = cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map)
-                self.operation.prepare(self.canvas, course, mine, found, self.paced_map)
+                found, ended = self.known[course] if course in self.known else \
+                    (cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map), None)
+                self.operation.prepare(self.canvas, course, mine, found, self.paced_map, ended)
             except cc.CanvasError as exc:
                 for r in mine:
                     self.report.add(r.line, Change(course, r.sis_id, "failed",

@@ -578,12 +578,10 @@ class Handler(BaseHTTPRequestHandler):
         rest = seg[4:]
         if rest == [] and method == "GET":
             return self.with_token(auth, lambda kind: (200, self.course_json(course), {}))
-        if rest == ["sections"] and method == "GET":
-            return self.with_token(auth, lambda kind: self.numbered_pages(
-                [self.show_section(course, str(s.id))[1] for s in store.sections.values()
-                 if s.course_id == course.id]))
         if len(rest) == 2 and rest[0] == "sections" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_section(course, rest[1]))
+        if rest == ["sections"] and method == "GET":
+            return self.with_token(auth, lambda kind: self.list_sections(course, kind))
         if rest == ["enrollments"] and method == "GET":
             return self.with_token(auth, lambda kind: self.list_enrollments(course, kind))
         if rest == ["enrollments"] and method == "POST":
@@ -670,6 +668,20 @@ class Handler(BaseHTTPRequestHandler):
                      "sis_section_id": section.sis_section_id, "end_at": iso(section.end_at),
                      "restrict_enrollments_to_section_dates": section.restrict_enrollments_to_section_dates,
                      "nonxlist_course_id": section.nonxlist_course_id}, {}
+
+    def list_sections(self, course, kind):
+        """GET /api/v1/courses/:course_id/sections (app/controllers/sections_controller.rb, index):
+        the course's active sections (cross-listed ones where they are now) ordered by name,
+        then id, in numbered pages; the section JSON (lib/api/v1/section.rb) does not say
+        which one is the default section."""
+        if kind == "student":
+            return 403, UNAUTHORIZED, {}
+        sections = sorted((s for s in self.canvas.store.sections.values() if s.course_id == course.id),
+                          key=lambda s: (s.name.lower(), s.id))
+        return self.numbered_pages([{**self.show_section(course, str(s.id))[1],
+                                     **({"sis_course_id": course.sis_course_id, "integration_id": None}
+                                        if kind == "admin" else {"sis_section_id": None})}
+                                    for s in sections])
 
     def show_user(self, ident, kind):
         if kind == "student":

@@ -127,3 +127,14 @@ def test_post_checks_roles_as_the_controller_does(canvas, course):
         "The specified type must match the base type for the role"
     status, body = post(role_id=grader.id, type="TaEnrollment")
     assert status == 200 and (body["role"], body["type"], body["role_id"]) == ("Grader", "TaEnrollment", grader.id)
+
+
+def test_sections_list_is_ordered_by_name_in_numbered_pages(canvas, course, api):
+    for name in ("b lab", "A lab", "c lab"):
+        canvas.store.add_section(course, f"SIS-{name}", name)
+    pages, url = [], f"/api/v1/courses/{course.id}/sections?per_page=2"
+    while url:
+        answer = api("GET", url)
+        pages.append([s["name"] for s in answer.json()])
+        url = answer.links.get("next", {}).get("url", "").replace(canvas.url, "")
+    assert pages == [["A lab", "b lab"], ["c lab", "Physics 2"], ["Section PHYS2-LAB"]]
