@@ -122,7 +122,7 @@ def upgrade(entry: dict) -> dict:
     return entry
 
 
-def open_job(entries: list[dict], key: str) -> dict | None:
+def open_job(entries: list[dict], key: str | None) -> dict | None:
     """The run to continue: the last run with this key, if it did not finish."""
     starts = [e for e in entries if e.get("event") == "start" and e.get("key") == key]
     if not starts:

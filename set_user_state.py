@@ -13,11 +13,27 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 
 import canvas_common as cc
 import canvas_jobs as jobs
 
 TARGETS = {"inactive": "deactivated", "active": "reactivated"}
+# The end of --help; {command} is how the user runs the script (cc.command).
+EXAMPLES = f"""examples:
+  Set one user inactive in a course: grades kept, access removed ("active"
+  gives it back). Canvas host and token: CANVAS_URL and CANVAS_TOKEN, or
+  ./config.json, or --config FILE:
+    {{command}} sis_course_id:PHYS2-2027 S1001 inactive
+
+  Every row of a CSV file with the columns course_id, sis_user_id, state;
+  see what would change first, then run it (an audit log records each change):
+    {{command}} --csv moves.csv --dry-run
+    {{command}} --csv moves.csv
+
+  Undo: put back what the last job in the audit log changed:
+    {{command}} --undo {jobs.DEFAULT_LOG}
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,14 +43,14 @@ class StateChange(jobs.Request):
     section: str | None = None
 
 
-class SetState(jobs.Operation):
+class SetState(jobs.Operation[StateChange]):
     name = "set-state"
     prog = "set_user_state.py"
     columns = ("course_id", "sis_user_id", "state")
     optional = ("role", "section")
     usage_line = "COURSE SIS_ID STATE"
 
-    def add_own_arguments(self, parser):
+    def add_own_arguments(self, parser: jobs.Parser) -> None:
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
         parser.add_argument("--role", type=jobs.arg_type(cc.parse_role),
@@ -43,7 +59,7 @@ class SetState(jobs.Operation):
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
 
-    def request(self, values, options, line=0) -> StateChange:
+    def request(self, values: dict, options: jobs.Options, line: int = 0) -> StateChange:
         state = values["state"].lower()
         if state not in TARGETS:
             raise ValueError(f"unknown state {values['state']!r}: use inactive or active")
@@ -51,7 +67,7 @@ class SetState(jobs.Operation):
                            line, state, cc.parse_role(values["role"]) if values.get("role") else None,
                            cc.parse_section(values["section"]) if values.get("section") else None)
 
-    def plan(self, canvas, request: StateChange, rows, dry_run):
+    def plan(self, canvas: cc.Canvas, request: StateChange, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """One Change per selected enrollment: what must change to reach the state."""
         if not rows:
             raise explain_absence(canvas, request.course, request.sis_id)
@@ -80,7 +96,7 @@ def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasErr
         states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
         return cc.CanvasNotFound(
             f"{sis_id}'s enrollment in course {course} is {states}, not active or inactive; "
-            "Canvas cannot reactivate or deactivate it: enroll the user again with enroll_user.py")
+            f"Canvas cannot reactivate or deactivate it: enroll the user again with {cc.prog_name('enroll_user.py')}")
     if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
         return cc.no_such_user(sis_id)
     return cc.CanvasNotFound(f"{sis_id} is not enrolled in course {course}")
@@ -89,14 +105,15 @@ def explain_absence(canvas: cc.Canvas, course: str, sis_id: str) -> cc.CanvasErr
 OPERATION = SetState()
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = jobs.build_parser(
         OPERATION,
         description="Deactivate or reactivate a user's enrollments in a Canvas course, by SIS ID.",
         usage="%(prog)s [options] COURSE SIS_ID {inactive,active}\n"
               "       %(prog)s [options] --csv FILE\n"
-              "       %(prog)s [options] --undo LOG [--run ID]")
+              "       %(prog)s [options] --undo LOG [--run ID]",
+        epilog=EXAMPLES.format(command=cc.command("set_user_state.py")))
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import canvas_common as cc
 
@@ -48,13 +49,13 @@ class Options:
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other error here."""
 
-    argv: list = []
+    argv: Sequence[str] = ()
 
-    def parse_args(self, args=None, namespace=None):
+    def parse_args(self, args=None, namespace=None):  # argparse's overloaded signature, inherited
         self.argv = list(sys.argv[1:] if args is None else args)
         return super().parse_args(self.argv, namespace)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         dashed = [a for a in self.argv if a.startswith("-") and a != "--" and
                   a.split("=", 1)[0] not in self._option_string_actions]
         hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
@@ -62,8 +63,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
 
 
-def build_parser(operation: Operation, usage: str, description: str) -> Parser:
-    parser = Parser(prog=operation.prog, usage=usage, description=description)
+def build_parser(operation: Operation[Any], usage: str, description: str, epilog: str | None = None) -> Parser:
+    """The script's parser, named as the user ran it; epilog (examples) is printed as written."""
+    parser = Parser(prog=cc.prog_name(operation.prog), usage=usage, description=description, epilog=epilog,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     operation.add_arguments(parser)
     parser.add_argument("--config", metavar="FILE",
                         help="JSON config file (default: CANVAS_URL/CANVAS_TOKEN, else ./config.json)")
@@ -98,7 +101,7 @@ def build_parser(operation: Operation, usage: str, description: str) -> Parser:
     return parser
 
 
-def parse_options(operation: Operation, parser: Parser, argv) -> Options:
+def parse_options(operation: Operation[Any], parser: Parser, argv: Sequence[str]) -> Options:
     """Check the combination of arguments; one usage line if it is wrong."""
     args = parser.parse_args(argv)
     single = operation.single_values(args)
@@ -117,9 +120,9 @@ def parse_options(operation: Operation, parser: Parser, argv) -> Options:
                    extra=operation.extra_options(args))
 
 
-def arg_type(parse):
+def arg_type(parse: Callable[[str], str]) -> Callable[[str], str]:
     """Wrap a parse_* function so argparse reports its ValueError as a usage error."""
-    def convert(text):
+    def convert(text: str) -> str:
         try:
             return parse(text)
         except ValueError as exc:
@@ -144,7 +147,7 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
-def _workers(text):
+def _workers(text: str) -> int:
     value = non_negative_int(text)
     if not 1 <= value <= 32:
         raise argparse.ArgumentTypeError("--workers must be from 1 to 32")
