@@ -5,7 +5,6 @@ these tests cover the names the scripts print either way, in process.
 """
 
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -67,16 +66,17 @@ def test_pyproject_installs_every_module():
     """A new top-level module or package must be listed in pyproject.toml, or the installed
     commands cannot import it (.ci/run's install check would fail too, later)."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    setuptools = pyproject["tool"]["setuptools"]
     modules = {p.stem for p in ROOT.glob("*.py")}
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
     assert set(setuptools["py-modules"]) == modules
     assert set(setuptools["packages"]) == packages
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"enroll_user": "enroll_user:main", "set_user_state": "set_user_state:main"}
+    assert pyproject["project"]["scripts"] == {"enroll_user": "enroll_user:main",
+                                               "set_user_state": "set_user_state:main"}
 
 
-def test_the_readme_shows_the_install(tmp_path):
-    readme = Path(ROOT / "README.md").read_text()
+def test_the_readme_shows_the_install():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "pipx install ." in readme and "uv tool install ." in readme
     assert "pipx install git+" in readme and "uv tool install git+" in readme
