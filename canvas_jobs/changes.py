@@ -44,7 +44,7 @@ class Change:
     hint: str = dataclasses.field(default="", compare=False)
 
     @classmethod
-    def of_row(cls, request: Request, row: dict, action: str, after=None, **extra) -> Change:
+    def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
                    row.get("enrollment_state"), after or row.get("enrollment_state"), **extra)
