@@ -32,7 +32,8 @@ EXAMPLES = f"""examples:
     {{command}} --csv enroll.csv --dry-run
     {{command}} --csv enroll.csv
 
-  Undo: delete the enrollments the last job in the audit log created:
+  Undo: put back what the last job in the audit log changed (deletes the
+  enrollments it created):
     {{command}} --undo {jobs.DEFAULT_LOG}
 """
 
