@@ -21,7 +21,9 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -103,7 +105,7 @@ class CanvasServerError(CanvasError):
 
 
 class CanvasUnreachable(CanvasError):
-    def __init__(self, message, unclear=False, final=False):
+    def __init__(self, message: str, unclear: bool = False, final: bool = False):
         super().__init__(message)
         self.unclear = unclear
         self.final = final  # retrying cannot help: a certificate, a name that does not resolve
@@ -247,7 +249,8 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def load_config(path: str | None = None, environ=None, ca_bundle: str | None = None) -> Config:
+def load_config(path: str | None = None, environ: Mapping[str, str] | None = None,
+                ca_bundle: str | None = None) -> Config:
     """Host and token from --config FILE, else CANVAS_URL/CANVAS_TOKEN, else ./config.json.
 
     Both always come from one source, so a token is never sent to a host
@@ -369,18 +372,20 @@ def parse_role(text: str) -> str:
 
 
 def parse_sis_id(text: str) -> str:
+    """A SIS ID argument, exactly as given; ValueError if empty."""
     if not text:
         raise ValueError("the SIS ID is empty")
     return text
 
 
-def row_sis_id(row: dict):
+def row_sis_id(row: dict) -> str | None:
     """The SIS ID Canvas reports for an enrollment row, or None if it hides it."""
-    user = row.get("user") if isinstance(row.get("user"), dict) else {}
-    return row.get("sis_user_id", user.get("sis_user_id"))
+    user = row.get("user")
+    return row.get("sis_user_id", user.get("sis_user_id") if isinstance(user, dict) else None)
 
 
 def section_matches(row: dict, section: str | None) -> bool:
+    """Whether an enrollment row is in section (an id or sis_section_id:X); any section for None."""
     if section is None:
         return True
     if section.startswith("sis_section_id:"):
@@ -397,7 +402,7 @@ class BearerAuth(requests.auth.AuthBase):
     def __init__(self, token: str):
         self.token = token
 
-    def __call__(self, request):
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self.token}"
         return request
 
@@ -412,11 +417,14 @@ def make_session(token: str) -> requests.Session:
     return session
 
 
+# map() or a pool's map: how a batch of lookups is sent
+Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
+
 # Plain http is allowed to loopback only; no proxy may see that traffic in clear.
 DIRECT = {"http": None, "https": None}
 
 
-def _retry_after(resp: requests.Response):
+def _retry_after(resp: requests.Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
         return None
@@ -437,7 +445,7 @@ def _short_reason(exc: Exception) -> str:
     return (match[1] if match else text.split(":")[-1]).strip()[:160]
 
 
-def _remaining(resp: requests.Response):
+def _remaining(resp: requests.Response) -> float | None:
     try:
         return float(resp.headers["X-Rate-Limit-Remaining"])
     except (KeyError, ValueError):
@@ -471,19 +479,25 @@ class Canvas:
     # Canvas answers throttling before doing any work, so any method may be
     # resent then. A 5xx or a lost connection after sending may hide an applied
     # write, so only reads are resent; callers look again before re-writing.
-    def request(self, method: str, url: str, *, not_found: str, params=None, data=None):
-        """Send one API call and return its decoded JSON body."""
+    def request(self, method: str, url: str, *, not_found: str, params: dict | None = None,
+                data: dict | None = None) -> Any:
+        """Send one API call and return its decoded JSON body; CanvasError if it fails."""
         return _json(self.send(method, url, not_found=not_found, params=params, data=data))
 
-    def send(self, method: str, url: str, *, not_found: str, params=None, data=None):
-        """Send one API call with retries; return the successful Response."""
+    def send(self, method: str, url: str, *, not_found: str, params: dict | None = None,
+             data: dict | None = None) -> requests.Response:
+        """Send one API call with retries; return the successful Response; CanvasError if it fails.
+
+        url is a path under the base URL or a full URL (a next-page link); not_found
+        is the message of the CanvasNotFound a 404 raises."""
         try:
             return self._send(method, url, not_found, params, data)
         except CanvasError as exc:
             exc.args = (redact(str(exc), self.config.token),)  # a server may echo anything
             raise
 
-    def _send(self, method, url, not_found, params, data):
+    def _send(self, method: str, url: str, not_found: str, params: dict | None,
+              data: dict | None) -> requests.Response:
         if not url.startswith("http"):
             url = self.config.base_url + url
         first = time.monotonic()
@@ -494,7 +508,8 @@ class Canvas:
                 resp = self.session.request(
                     method, url, params=params, data=data, timeout=self.timeout,
                     allow_redirects=False, verify=self.config.ca_bundle or True,
-                    proxies=DIRECT if url.startswith("http://") else None)
+                    # requests reads None as "no proxy for this scheme"; its stubs allow only str
+                    proxies=DIRECT if url.startswith("http://") else None)  # type: ignore[arg-type]
             except requests.RequestException as exc:
                 self._log(method, url, params, type(exc).__name__, started)
                 error = self._network_error(exc, method, attempt + 1, time.monotonic() - first)
@@ -515,9 +530,10 @@ class Canvas:
             if resp.status_code >= 400:
                 raise error_for(resp, not_found)
             return resp
+        raise AssertionError("the last attempt returns or raises")
 
     @staticmethod
-    def _backoff(attempt: int, retry_after):
+    def _backoff(attempt: int, retry_after: float | None) -> None:
         """Exponential backoff with full jitter, or Canvas's Retry-After."""
         delay = retry_after if retry_after is not None else random.uniform(0, 0.5 * 2 ** attempt)
         time.sleep(min(delay, 60.0))
@@ -553,7 +569,7 @@ class Canvas:
             f"the connection to Canvas at {host} broke during {method} "
             f"({type(exc).__name__}); try again", unclear=True)
 
-    def _log(self, method, url, params, status, started):
+    def _log(self, method: str, url: str, params: dict | None, status: int | str, started: float) -> None:
         if self.verbose:
             shown = requests.Request(method, url, params=params).prepare().url if params else url
             ms = (time.monotonic() - started) * 1000
@@ -561,8 +577,10 @@ class Canvas:
                   file=sys.stderr)
 
     def get_all(self, path: str, params: dict, not_found: str) -> list:
-        """GET a Canvas list, following only rel="next" links on the same host."""
-        items, url, query = [], self.config.base_url + path, {**params, "per_page": PER_PAGE}
+        """GET a Canvas list, following only rel="next" links on the same host; CanvasError if it fails."""
+        items: list = []
+        url: str | None = self.config.base_url + path
+        query: dict | None = {**params, "per_page": PER_PAGE}
         while url:
             resp = self.send("GET", url, params=query, not_found=not_found)
             body = _json(resp)
@@ -586,7 +604,8 @@ class Canvas:
 
     # --- enrollment calls -----------------------------------------------------
 
-    def enrollments(self, course: str, sis_ids: list[str], states, map=map) -> dict[str, list]:
+    def enrollments(self, course: str, sis_ids: list[str], states: Iterable[Iterable[str]],
+                    map: Mapper = map) -> dict[str, list]:
         """GET /api/v1/courses/:course_id/enrollments: rows by the SIS ID asked for.
 
         One request per short chunk of SIS IDs and group of states, sent through
@@ -594,6 +613,7 @@ class Canvas:
         shows exactly that SIS ID, so a loose server-side match never reaches
         another person; or when Canvas shows another SIS ID of the same user
         (a second login), which is confirmed by asking who the asked one belongs to.
+        states: groups of workflow states, one lookup each. CanvasError if a lookup fails.
         """
         queries = [q for group in states for q in _lookup_queries(sis_ids, group)]
         # the first goes alone: an unknown course or a token without rights costs one request
@@ -603,8 +623,9 @@ class Canvas:
         strays = []  # (SIS IDs asked in that request, a row showing none of them)
         for (asked, _), rows in zip(queries, answers):
             for row in rows:
-                if row_sis_id(row) in asked:
-                    found.setdefault(row_sis_id(row), []).append(row)
+                shown = row_sis_id(row)
+                if shown is not None and shown in asked:
+                    found.setdefault(shown, []).append(row)
                 else:
                     strays.append((asked, row))
         unresolved = list(dict.fromkeys(s for asked, _ in strays for s in asked if s not in found))
@@ -681,7 +702,7 @@ class Canvas:
         """GET /api/v1/users/:user_id (a sis_ref); False when Canvas knows no such user."""
         return user_ref in self.known_users or self._user(user_ref) is not None
 
-    def _user(self, user_ref: str):
+    def _user(self, user_ref: str) -> int | None:
         try:
             body = self.request("GET", f"/api/v1/users/{quote(user_ref, safe=':')}", not_found="")
         except CanvasNotFound:
@@ -719,7 +740,7 @@ class Canvas:
         """DELETE ...?task=conclude: completed, read-only with its grades (undo of a reopening)."""
         return self._end(course, enrollment_id, "conclude")
 
-    def _end(self, course, enrollment_id, task):
+    def _end(self, course: str, enrollment_id: int, task: str) -> dict:
         # never without task: Canvas then concludes, which reactivate cannot undo
         return self._enrollment(self.request(
             "DELETE", f"{course_path(course)}/enrollments/{int(enrollment_id)}",
@@ -731,7 +752,7 @@ class Canvas:
             "PUT", f"{course_path(course)}/enrollments/{int(enrollment_id)}/reactivate",
             not_found=f"enrollment {enrollment_id} no longer exists"))
 
-    def _enrollment(self, body) -> dict:
+    def _enrollment(self, body: Any) -> dict:
         if not isinstance(body, dict) or "id" not in body or "enrollment_state" not in body:
             raise CanvasBadResponse("Canvas answered with something that is not an enrollment")
         return body
@@ -743,7 +764,8 @@ def parse_links(header: str) -> dict[str, str]:
     Canvas leaves ; , = and other sub-delimiters raw inside the URLs (a course
     SIS ID like PHYS;2027), so the header cannot be split at them.
     """
-    links, pos = {}, 0
+    links: dict[str, str] = {}
+    pos = 0
     while (start := header.find("<", pos)) >= 0 and (end := header.find(">", start)) >= 0:
         pos = header.find("<", end)
         params = header[end + 1:pos if pos >= 0 else len(header)]
@@ -764,7 +786,7 @@ def _per_page(links: dict[str, str]) -> int:
     return PER_PAGE
 
 
-def _json(resp: requests.Response):
+def _json(resp: requests.Response) -> Any:
     try:
         return resp.json()
     except ValueError:
@@ -778,14 +800,15 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _lookup_queries(sis_ids, states):
+def _lookup_queries(sis_ids: Iterable[str], states: Iterable[str]) -> Iterator[tuple[list[str], dict]]:
     """(SIS IDs, query parameters) for enrollment lookups: many sis_user_id[] per request.
 
     Canvas refuses sis_user_id[] values shorter than 2 characters (its user
     search minimum), so those few are asked for by user_id instead.
     """
     base = {"state[]": list(states)}
-    chunk, size = [], 0
+    chunk: list[str] = []
+    size = 0
     for sis in dict.fromkeys(sis_ids):
         if len(sis.strip(RUBY_SPACE)) < 2:
             yield [sis], {**base, "user_id": sis_ref("sis_user_id", sis)}
@@ -808,7 +831,9 @@ def redact(text: str, token: str) -> str:
 # --- for the scripts ----------------------------------------------------------
 
 
-def connect(config_path, timeout, retries, verbose, pool=1, ca_bundle=None) -> Canvas:
+def connect(config_path: str | None, timeout: float, retries: int, verbose: bool, pool: int = 1,
+            ca_bundle: str | None = None) -> Canvas:
+    """A Canvas client from the configuration (load_config), with a connection per worker; ConfigError if bad."""
     canvas = Canvas(load_config(config_path, ca_bundle=ca_bundle), timeout=timeout,
                     retries=retries, verbose=verbose)
     if pool > 1:  # one kept-alive connection per worker
@@ -823,7 +848,7 @@ def user_enrollments(canvas: Canvas, course: str, sis_id: str) -> list[dict]:
     return users_enrollments(canvas, course, [sis_id]).get(sis_id, [])
 
 
-def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map=map) -> dict[str, list]:
+def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map: Mapper = map) -> dict[str, list]:
     """Active and inactive enrollments of many users by SIS ID, the states asked separately."""
     return canvas.enrollments(course, sis_ids, (ACTIVE_STATES, INACTIVE_STATES), map)
 
@@ -835,6 +860,30 @@ def no_such_user(sis_id: str) -> CanvasNotFound:
         f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive)")
 
 
+# The commands pip, pipx and uv put on PATH (pyproject.toml [project.scripts]).
+COMMANDS = ("enroll_user", "set_user_state")
+
+
+def installed() -> bool:
+    """True when this process was started as an installed command (enroll_user on PATH,
+    enroll_user.exe on Windows), False for python enroll_user.py or any other program."""
+    name = os.path.basename(sys.argv[0]).lower() if sys.argv and sys.argv[0] else ""
+    return any(name in (command, command + ".exe", command + "-script.py") for command in COMMANDS)
+
+
+def prog_name(script: str) -> str:
+    """A script's name as the user runs it, for usage and error lines: 'enroll_user.py'
+    from a checkout, 'enroll_user' when installed."""
+    name = script[:-3] if script.endswith(".py") else script
+    return name if installed() else name + ".py"
+
+
+def command(script: str) -> str:
+    """What to type to run a script, for hints: 'python set_user_state.py' from a
+    checkout, 'set_user_state' when installed."""
+    return prog_name(script) if installed() else f"python {prog_name(script)}"
+
+
 def shell_quote(text: str) -> str:
     """A value as this platform's shell takes it in a hint (cmd.exe on Windows)."""
     if os.name == "nt":
@@ -842,5 +891,6 @@ def shell_quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def state_group(state: str) -> str:
+def state_group(state: str | None) -> str | None:
+    """A workflow state as an admin thinks of it: active for invited and creation_pending too."""
     return "active" if state in ACTIVE_STATES else state

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from typing import Any, Callable
 
 import canvas_common as cc
 
@@ -43,7 +44,7 @@ class Journal:
         except OSError as exc:
             raise cc.ConfigError(f"cannot write the audit log {path}: {exc.strerror}") from None
 
-    def start(self, command: str, operation: str, key: str, continues: dict | None, **fields):
+    def start(self, command: str, operation: str, key: str, continues: dict | None, **fields: Any) -> None:
         """Begin a run; it reaches the file with its first record, so a run that
         changes nothing leaves no trace."""
         if continues:
@@ -60,7 +61,7 @@ class Journal:
         self.append({"event": "intent", "seq": seq, **change}, sync=True)
         return seq
 
-    def result(self, seq: int, outcome: dict, of_run: str | None = None, settled=False):
+    def result(self, seq: int, outcome: dict, of_run: str | None = None, settled: bool = False) -> None:
         """Record what became of intent seq (of this run, or of the run of_run)."""
         entry = {"event": "result", "seq": seq, **outcome}
         if of_run:
@@ -69,11 +70,11 @@ class Journal:
             entry["settled"] = True  # found by a look at Canvas, the answer having been lost
         self.append(entry)  # not fsynced: an intent without it is settled by a look at Canvas
 
-    def end(self, status: str, counts: dict):
+    def end(self, status: str, counts: dict) -> None:
         if self.started:
             self.append({"event": "end", "status": status, **counts}, sync=True)
 
-    def append(self, entry: dict, sync=False):
+    def append(self, entry: dict, sync: bool = False) -> None:
         lines = []
         with self.lock:
             for record in filter(None, (self.opening, entry)):
@@ -85,11 +86,11 @@ class Journal:
         if sync:
             os.fsync(self.fd)
 
-    def close(self):
+    def close(self) -> None:
         os.close(self.fd)
 
 
-def read_log(path: str, warn) -> list[dict]:
+def read_log(path: str, warn: Callable[[str], None]) -> list[dict]:
     """Every record of an audit log; a last line cut by a crash is skipped with a warning."""
     try:
         with open(path, "rb") as f:
@@ -122,7 +123,7 @@ def upgrade(entry: dict) -> dict:
     return entry
 
 
-def open_job(entries: list[dict], key: str) -> dict | None:
+def open_job(entries: list[dict], key: str | None) -> dict | None:
     """The run to continue: the last run with this key, if it did not finish."""
     starts = [e for e in entries if e.get("event") == "start" and e.get("key") == key]
     if not starts:
@@ -133,7 +134,7 @@ def open_job(entries: list[dict], key: str) -> dict | None:
     return None if ended else last
 
 
-def job_writes(entries: list[dict], job: str | None, run: str | None = None):
+def job_writes(entries: list[dict], job: str | None, run: str | None = None) -> tuple[list[dict], list[dict]]:
     """(made, open): the writes a job (or one run of it) made, and its intents with no answer."""
     intents, made = {}, []
     for e in entries:
@@ -186,7 +187,7 @@ def recent_jobs(entries: list[dict], count: int = 5) -> str:
     return "recent jobs with changes: " + "; ".join(listed) if listed else "no job in it changed anything"
 
 
-def undo_values(made: list[dict]):
+def undo_values(made: list[dict]) -> list[dict]:
     """One row per enrollment, newest first: back to its state before the first write."""
     latest: dict = {}
     for entry in reversed(made):

@@ -15,8 +15,11 @@ reopening.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import canvas_common as cc
 import canvas_hints
@@ -24,6 +27,21 @@ import canvas_jobs as jobs
 import canvas_roles as roles
 
 STATES = ("active", "invited", "inactive")
+# The end of --help; {command} is how the user runs the script (cc.command).
+EXAMPLES = f"""examples:
+  Enroll one user as a student (Canvas host and token: CANVAS_URL and
+  CANVAS_TOKEN, or ./config.json, or --config FILE):
+    {{command}} sis_course_id:PHYS2-2027 S1001 student
+
+  Enroll every row of a CSV file with the columns course_id, sis_user_id, role;
+  see what would change first, then run it (an audit log records each change):
+    {{command}} --csv enroll.csv --dry-run
+    {{command}} --csv enroll.csv
+
+  Undo: put back what the last job in the audit log changed (deletes the
+  enrollments it created):
+    {{command}} --undo {jobs.DEFAULT_LOG}
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,17 +52,17 @@ class Enrollment(jobs.Request):
     notify: bool = False
 
 
-class Enroll(jobs.Operation):
+class Enroll(jobs.Operation[Enrollment]):
     name = "enroll"
     prog = "enroll_user.py"
     columns = ("course_id", "sis_user_id", "role")
     optional = ("section", "state")
     usage_line = "COURSE SIS_ID ROLE"
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
 
-    def add_own_arguments(self, parser):
+    def add_own_arguments(self, parser: jobs.Parser) -> None:
         parser.add_argument("role", nargs="?", type=jobs.arg_type(roles.parse_role), metavar="ROLE",
                             help="student, teacher, ta, observer or designer (or StudentEnrollment, ...), "
                                  "a custom course role by its name in Canvas (Auditor), or role_id:N")
@@ -56,10 +74,10 @@ class Enroll(jobs.Operation):
         parser.add_argument("--notify", action="store_true",
                             help="send Canvas's enrollment notification (off by default)")
 
-    def extra_options(self, args):
+    def extra_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"notify": args.notify}
 
-    def request(self, values, options, line=0) -> Enrollment:
+    def request(self, values: dict, options: jobs.Options, line: int = 0) -> Enrollment:
         state = (values.get("state") or "active").lower()
         if state not in STATES:
             raise ValueError(f"unknown state {values['state']!r}: use {', '.join(STATES)}")
@@ -68,7 +86,8 @@ class Enroll(jobs.Operation):
                           cc.parse_section(values["section"]) if values.get("section") else None,
                           state, bool(options.extra.get("notify")))
 
-    def prepare(self, canvas, course, requests, found, map=map, ended=None):
+    def prepare(self, canvas: cc.Canvas, course: str, requests: list[Enrollment], found: dict,
+                map: Any = map, ended: dict | None = None) -> None:
         """One bulk lookup of concluded and deleted rows for the users a POST is planned
         for: Canvas's POST reopens such a row of the same role and section
         (Course#enroll_user) and the plan, the log and undo must know its state."""
@@ -85,7 +104,7 @@ class Enroll(jobs.Operation):
         else:
             self.ended = canvas.enrollments(course, posting, [cc.ENDED_STATES], map) if posting else {}
 
-    def plan(self, canvas, request: Enrollment, rows, dry_run):
+    def plan(self, canvas: cc.Canvas, request: Enrollment, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """Nothing to do if the user holds the role already (or another student-type role
         in that section); otherwise one POST, planned as the reopening of a concluded or
         deleted row when Canvas will reuse one."""
@@ -206,7 +225,7 @@ def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
     state = row.get("enrollment_state")
     hint = ""
     if state == "inactive":
-        hint = ("to reactivate: python set_user_state.py "
+        hint = (f"to reactivate: {cc.command('set_user_state.py')} "
                 f"{cc.shell_quote(request.course)} {cc.shell_quote(request.sis_id)} active")
     elif state in ("invited", "creation_pending"):
         hint = "invited, has not accepted yet"
@@ -218,13 +237,14 @@ def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
 OPERATION = Enroll()
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = jobs.build_parser(
         OPERATION, description="Enroll a user in a Canvas course by SIS ID.",
         usage="%(prog)s [options] COURSE SIS_ID ROLE\n       %(prog)s [options] --csv FILE\n"
               "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
-              "       %(prog)s [options] --undo LOG [--run ID]")
+              "       %(prog)s [options] --undo LOG [--run ID]",
+        epilog=EXAMPLES.format(command=cc.command("enroll_user.py")))
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 
 

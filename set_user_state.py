@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 
 import canvas_common as cc
 import canvas_hints
@@ -21,6 +22,21 @@ import canvas_jobs as jobs
 import canvas_roles as roles
 
 TARGETS = {"inactive": "deactivated", "active": "reactivated"}
+# The end of --help; {command} is how the user runs the script (cc.command).
+EXAMPLES = f"""examples:
+  Set one user inactive in a course: grades kept, access removed ("active"
+  gives it back). Canvas host and token: CANVAS_URL and CANVAS_TOKEN, or
+  ./config.json, or --config FILE:
+    {{command}} sis_course_id:PHYS2-2027 S1001 inactive
+
+  Every row of a CSV file with the columns course_id, sis_user_id, state;
+  see what would change first, then run it (an audit log records each change):
+    {{command}} --csv moves.csv --dry-run
+    {{command}} --csv moves.csv
+
+  Undo: put back what the last job in the audit log changed:
+    {{command}} --undo {jobs.DEFAULT_LOG}
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,14 +46,14 @@ class StateChange(jobs.Request):
     section: str | None = None
 
 
-class SetState(jobs.Operation):
+class SetState(jobs.Operation[StateChange]):
     name = "set-state"
     prog = "set_user_state.py"
     columns = ("course_id", "sis_user_id", "state")
     optional = ("role", "section")
     usage_line = "COURSE SIS_ID STATE"
 
-    def add_own_arguments(self, parser):
+    def add_own_arguments(self, parser: jobs.Parser) -> None:
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
         parser.add_argument("--role", type=jobs.arg_type(roles.parse_role), action=jobs.RoleAction,
@@ -47,7 +63,7 @@ class SetState(jobs.Operation):
         parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
 
-    def request(self, values, options, line=0) -> StateChange:
+    def request(self, values: dict, options: jobs.Options, line: int = 0) -> StateChange:
         state = values["state"].lower()
         if state not in TARGETS:
             raise ValueError(f"unknown state {values['state']!r}: use inactive or active")
@@ -55,7 +71,7 @@ class SetState(jobs.Operation):
                            line, state, roles.parse_role(values["role"]) if values.get("role") else None,
                            cc.parse_section(values["section"]) if values.get("section") else None)
 
-    def plan(self, canvas, request: StateChange, rows, dry_run):
+    def plan(self, canvas: cc.Canvas, request: StateChange, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """One Change per selected enrollment: what must change to reach the state.
 
         "active" leaves inactive enrollments alone when one selected is active already
@@ -90,7 +106,7 @@ def left_inactive(request: StateChange, row: dict, dry_run: bool) -> jobs.Change
     return jobs.Change.of_row(
         request, row, "unchanged", dry_run=dry_run,
         hint=f"left inactive: {request.sis_id} is active in another enrollment here (a section move "
-             f"leaves the old one inactive); to reactivate this one too: python set_user_state.py {pick}")
+             f"leaves the old one inactive); to reactivate this one too: {cc.command('set_user_state.py')} {pick}")
 
 
 def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, rows: list) -> cc.CanvasError:
@@ -120,7 +136,7 @@ def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
         states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
         return cc.CanvasNotFound(
             f"{sis_id}'s enrollment in course {course} is {states}, not active or inactive; "
-            "Canvas cannot reactivate or deactivate it: enroll the user again with enroll_user.py")
+            f"Canvas cannot reactivate or deactivate it: enroll the user again with {cc.prog_name('enroll_user.py')}")
     if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
         return cc.no_such_user(sis_id)
     if request.section:
@@ -134,7 +150,7 @@ def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
 OPERATION = SetState()
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = jobs.build_parser(
         OPERATION,
@@ -142,7 +158,8 @@ def main(argv=None) -> int:
         usage="%(prog)s [options] COURSE SIS_ID {inactive,active}\n"
               "       %(prog)s [options] --csv FILE\n"
               "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
-              "       %(prog)s [options] --undo LOG [--run ID]")
+              "       %(prog)s [options] --undo LOG [--run ID]",
+        epilog=EXAMPLES.format(command=cc.command("set_user_state.py")))
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 
 

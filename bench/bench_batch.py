@@ -104,7 +104,7 @@ def main(argv=None) -> int:
             loop_calls, loop_s = measure("loop of single invocations", looped, lambda: loop(looped, ids))
         with tempfile.TemporaryDirectory() as tmp:
             batch_calls, batch_s = measure("one --csv run", batched, lambda: batch(batched, ids, tmp, args.workers))
-            rerun_calls, rerun_s = measure("--csv again (all done)", batched,
+            _rerun_calls, _rerun_s = measure("--csv again (all done)", batched,
                                            lambda: batch(batched, ids, tmp, args.workers))
         if args.skip_loop:
             return 0

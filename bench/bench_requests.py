@@ -20,9 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from standin import StandinCanvas  # noqa: E402
-
 import canvas_common as cc  # noqa: E402
+from standin import StandinCanvas  # noqa: E402
 
 TOKEN = "bench-token"
 

@@ -3,9 +3,11 @@ calls that make, observe and settle a Change (the same whatever planned it)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import json
+from typing import Any, Generic, TypeVar
 
 import canvas_common as cc
 import canvas_hints
@@ -47,7 +49,7 @@ class Change:
     warning: str | None = dataclasses.field(default=None, compare=False)  # what Canvas may do later
 
     @classmethod
-    def of_row(cls, request: Request, row: dict, action: str, after=None, **extra) -> Change:
+    def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
         custom = row.get("role") not in (None, row.get("type"))
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
@@ -102,13 +104,17 @@ class Change:
             (f"; warning: {self.warning}" if self.warning else "")
 
 
-class Operation:
+RequestT = TypeVar("RequestT", bound=Request)
+
+
+class Operation(Generic[RequestT]):
     """What a script declares; the runner does everything else.
 
     A subclass names its CSV columns, adds its arguments, turns values (from the
     command line, a CSV row or the log) into a Request, and plans Changes from a
     Request and the user's active and inactive enrollments. Applying a Change is
-    the same Canvas call whatever planned it.
+    the same Canvas call whatever planned it. RequestT is the subclass's own
+    Request type: what its request() makes is what its plan() takes.
     """
 
     name = ""
@@ -129,7 +135,7 @@ class Operation:
         """The third positional (named as the third column) and options named as the optional columns."""
         raise NotImplementedError
 
-    def single_values(self, args) -> dict | None:
+    def single_values(self, args: argparse.Namespace) -> dict | None:
         """The command line's one user as CSV-like values; None for --csv/--undo, {} if incomplete."""
         third = self.columns[2]
         if args.course is None and args.sis_id is None:
@@ -139,25 +145,26 @@ class Operation:
         return {"course_id": args.course, "sis_user_id": args.sis_id, third: getattr(args, third),
                 **{column: getattr(args, column) for column in self.optional}}
 
-    def per_user_options(self, args) -> list[str]:
+    def per_user_options(self, args: argparse.Namespace) -> list[str]:
         """Options given that only make sense for one user (refused with --csv)."""
         return [f"--{column}" for column in self.optional if getattr(args, column)]
 
-    def extra_options(self, args) -> dict:
+    def extra_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {}
 
-    def request(self, values: dict, options: Options, line: int = 0) -> Request:
+    def request(self, values: dict, options: Options, line: int = 0) -> RequestT:
         """Check one row's values as the command line checks them; ValueError if bad."""
         raise NotImplementedError
 
-    def prepare(self, canvas: cc.Canvas, course: str, requests: list, found: dict, map=map,
+    def prepare(self, canvas: cc.Canvas, course: str, requests: list[RequestT], found: dict, map: Any = map,
                 ended: dict | None = None) -> None:
         """Before planning a course's requests of a block: more lookups, in bulk (default: none).
 
         ended: the users' concluded and deleted enrollments by SIS ID when the source has
         already read them (--from reads the new course whole), so none is looked up again."""
 
-    def plan(self, canvas: cc.Canvas, request: Request, rows: list[dict], dry_run: bool) -> list[Change]:
+    def plan(self, canvas: cc.Canvas, request: RequestT, rows: list[dict], dry_run: bool) -> list[Change]:
+        """The Changes that bring the user's enrollments (rows) to what request asks; CanvasError if none can."""
         raise NotImplementedError
 
     def log_fields(self) -> dict:
@@ -179,6 +186,7 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
         return posted(change, create(canvas, change))
     calls = {"deactivated": canvas.deactivate, "reactivated": canvas.reactivate,
              "deleted": canvas.delete, "concluded": canvas.conclude}
+    assert change.enrollment_id is not None  # planned from an enrollment: only a creation has none
     body = calls[change.action](change.course_id, change.enrollment_id)
     if cc.state_group(body.get("enrollment_state")) != cc.state_group(change.after):
         raise cc.CanvasBadResponse(
@@ -198,6 +206,7 @@ def posted(change: Change, row: dict) -> Change:
 
 def create(canvas: cc.Canvas, change: Change) -> dict:
     """POST the enrollment; a 404 with a section given names whichever is missing."""
+    assert change.role is not None and change.after is not None  # a planned creation names both
     try:
         # a custom role goes by role_id alone: Canvas takes its base type as the type
         return canvas.enroll(change.course_id, change.sis_user_id,
@@ -230,6 +239,7 @@ def write(canvas: cc.Canvas, change: Change) -> Change:
                 return seen if exc.unclear else dataclasses.replace(
                     seen, action="unchanged", before=seen.after,
                     hint="already so in Canvas (a linked enrollment, or someone else, changed it)")
+    raise AssertionError("the last attempt returns or raises")
 
 
 def observe(canvas: cc.Canvas, change: Change) -> Change | None:

@@ -8,17 +8,23 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING
 
 import canvas_common as cc
 
+if TYPE_CHECKING:
+    from _csv import Reader as _Reader
 
-def open_csv(path: str):
+
+def open_csv(path: str) -> IO[bytes]:
     """The CSV as a seekable binary file (a pipe or stdin is spooled to disk); ConfigError if unreadable."""
     try:
-        source = sys.stdin.buffer if path == "-" else open(path, "rb")
+        # returned open (SIM115): the runner closes it when the run ends
+        source = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
         if path != "-" and source.seekable():
             return source
-        spool = tempfile.TemporaryFile()  # it is read twice: checked whole, then run
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 -- returned open; read twice: checked whole, then run
         with source:
             shutil.copyfileobj(source, spool)
         spool.seek(0)
@@ -27,13 +33,13 @@ def open_csv(path: str):
         raise cc.ConfigError(f"cannot read CSV file {path}: {exc.strerror}") from None
 
 
-def digest(raw) -> str:
+def digest(raw: IO[bytes]) -> str:
     raw.seek(0)
     return hashlib.file_digest(raw, "sha256").hexdigest() if hasattr(hashlib, "file_digest") \
         else hashlib.sha256(raw.read()).hexdigest()
 
 
-def text_lines(raw, name: str):
+def text_lines(raw: IO[bytes], name: str) -> Iterator[str]:
     """Decode line by line, so a bad byte is reported with its line number.
 
     Lines end in LF, CRLF or a lone CR (old Mac Excel); each comes out ending in LF.
@@ -57,10 +63,10 @@ def column_name(text: str) -> str:
     return re.sub(r"[\s_]+", "_", text.strip().lower())
 
 
-def csv_reader(raw, columns, name: str):
+def csv_reader(raw: IO[bytes], columns: Sequence[str], name: str) -> tuple[list[str], _Reader]:
     """(header, reader) with the delimiter the header line uses: ',' ';' or tab (Excel's)."""
     first = next(text_lines(raw, name), "")
-    def found(delimiter):
+    def found(delimiter: str) -> tuple[int, int]:
         names = [column_name(h) for h in next(csv.reader([first], delimiter=delimiter), [])]
         return sum(c in names for c in columns), len(names)
     delimiter = max([",", ";", "\t"], key=found)
@@ -69,7 +75,7 @@ def csv_reader(raw, columns, name: str):
     return header, reader
 
 
-def check_csv(raw, columns, name: str) -> int:
+def check_csv(raw: IO[bytes], columns: Sequence[str], name: str) -> int:
     """Refuse a bad file before any change: every error names its line. Returns the row count."""
     count, reader = 0, None
     try:
@@ -99,7 +105,7 @@ def check_csv(raw, columns, name: str) -> int:
     return count
 
 
-def csv_rows(raw, columns, name: str):
+def csv_rows(raw: IO[bytes], columns: Sequence[str], name: str) -> Iterator[tuple[int, dict[str, str]]]:
     """(line number, {column: value}) for each non-blank row; values exactly as written."""
     header, reader = csv_reader(raw, columns, name)
     for fields in reader:

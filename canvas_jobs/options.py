@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import canvas_common as cc
 import canvas_roles
@@ -51,13 +52,13 @@ class Options:
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other error here."""
 
-    argv: list = []
+    argv: Sequence[str] = ()
 
-    def parse_args(self, args=None, namespace=None):
+    def parse_args(self, args=None, namespace=None):  # argparse's overloaded signature, inherited
         self.argv = list(sys.argv[1:] if args is None else args)
         return super().parse_args(self.argv, namespace)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         dashed = [a for a in self.argv if a.startswith("-") and a != "--" and
                   a.split("=", 1)[0] not in self._option_string_actions]
         hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
@@ -65,8 +66,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
 
 
-def build_parser(operation: Operation, usage: str, description: str) -> Parser:
-    parser = Parser(prog=operation.prog, usage=usage, description=description)
+def build_parser(operation: Operation[Any], usage: str, description: str, epilog: str | None = None) -> Parser:
+    """The script's parser, named as the user ran it; epilog (examples) is printed as written."""
+    parser = Parser(prog=cc.prog_name(operation.prog), usage=usage, description=description, epilog=epilog,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     operation.add_arguments(parser)
     parser.add_argument("--config", metavar="FILE",
                         help="JSON config file (default: CANVAS_URL/CANVAS_TOKEN, else ./config.json)")
@@ -105,7 +108,8 @@ def build_parser(operation: Operation, usage: str, description: str) -> Parser:
 class RoleAction(argparse.Action):
     """--role R: one for one user, repeatable with --from; every value is kept in 'roles'."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
         setattr(namespace, self.dest, values)
         namespace.roles = [*(getattr(namespace, "roles", None) or []), values]
 
@@ -125,7 +129,7 @@ def add_round_arguments(parser: Parser) -> None:
                        help="with --from --dry-run: write the plan as a CSV that --csv runs")
 
 
-def round_options(operation: Operation, parser: Parser, args) -> rounds.RoundOptions | None:
+def round_options(operation: Operation[Any], parser: Parser, args: argparse.Namespace) -> rounds.RoundOptions | None:
     """--from's options, checked; None without --from. Usage errors as parser.error."""
     roles = getattr(args, "roles", None)
     if args.from_course is None:
@@ -146,7 +150,7 @@ def round_options(operation: Operation, parser: Parser, args) -> rounds.RoundOpt
                                args.export)
 
 
-def parse_options(operation: Operation, parser: Parser, argv) -> Options:
+def parse_options(operation: Operation[Any], parser: Parser, argv: Sequence[str]) -> Options:
     """Check the combination of arguments; one usage line if it is wrong."""
     args = parser.parse_args(argv)
     round_from = round_options(operation, parser, args)
@@ -166,9 +170,9 @@ def parse_options(operation: Operation, parser: Parser, argv) -> Options:
                    extra=operation.extra_options(args), round=round_from)
 
 
-def arg_type(parse):
+def arg_type(parse: Callable[[str], str]) -> Callable[[str], str]:
     """Wrap a parse_* function so argparse reports its ValueError as a usage error."""
-    def convert(text):
+    def convert(text: str) -> str:
         try:
             return parse(text)
         except ValueError as exc:
@@ -193,7 +197,7 @@ def non_negative_int(text: str) -> int:
     return int(text)
 
 
-def _workers(text):
+def _workers(text: str) -> int:
     value = non_negative_int(text)
     if not 1 <= value <= 32:
         raise argparse.ArgumentTypeError("--workers must be from 1 to 32")

@@ -27,7 +27,7 @@ class Pacer:
         self.not_before = 0.0  # when the bucket itself is near full: wait for its outflow
         self.lock = threading.Lock()
 
-    def acquire(self):
+    def acquire(self) -> None:
         # polled: a Condition.wait interrupted by Ctrl-C can leave its lock broken
         while True:
             with self.lock:
@@ -36,11 +36,11 @@ class Pacer:
                     return
             time.sleep(0.002)
 
-    def release(self):
+    def release(self) -> None:
         with self.lock:
             self.in_flight -= 1
 
-    def observe(self, remaining: float | None, throttled: bool):
+    def observe(self, remaining: float | None, throttled: bool) -> None:
         """Called by the Canvas client for every answer."""
         with self.lock:
             self.calm = max(0, self.calm - 1)

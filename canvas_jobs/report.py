@@ -6,6 +6,7 @@ import codecs
 import json
 import os
 import sys
+from typing import TextIO
 
 import canvas_common as cc
 
@@ -16,7 +17,7 @@ MAX_LISTED = 50  # failed rows named in the summary; --json has them all
 EXIT_OUTPUT_CLOSED = 141  # as a shell reports a command stopped by SIGPIPE
 
 
-def _terminal_width(stream) -> int:
+def _terminal_width(stream: TextIO) -> int:
     try:
         return os.get_terminal_size(stream.fileno()).columns or 80
     except (OSError, ValueError, AttributeError):
@@ -39,10 +40,10 @@ class Report:
         encoding = getattr(sys.stdout, "encoding", None) or "ascii"
         self.ascii_json = codecs.lookup(encoding).name != "utf-8"  # valid JSON on any console
 
-    def expect(self, line: int, changes: int):
+    def expect(self, line: int, changes: int) -> None:
         self.open_rows[line] = changes
 
-    def add(self, line: int, change: Change):
+    def add(self, line: int, change: Change) -> None:
         kind = change.action if change.action in self.counts else "changed"
         self.counts[kind] += 1
         left = self.open_rows.pop(line, 1) - 1
@@ -62,7 +63,7 @@ class Report:
             self.out(change.describe())
         self.show_progress()
 
-    def out(self, text: str):
+    def out(self, text: str) -> None:
         if self.closed:
             return
         self.clear_progress()
@@ -74,11 +75,11 @@ class Report:
             # nothing more can reach the reader, and Python's exit flush must not complain
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
-    def warn(self, text: str):
+    def warn(self, text: str) -> None:
         self.clear_progress()
         print(cc.redact(text, self.token), file=sys.stderr, flush=True)
 
-    def show_progress(self):
+    def show_progress(self) -> None:
         """One line on the terminal, rewritten in place, never wider than the terminal."""
         if self.progress:
             width = _terminal_width(sys.stderr) - 1
@@ -86,7 +87,7 @@ class Report:
             sys.stderr.flush()
             self.drawn = True
 
-    def clear_progress(self):
+    def clear_progress(self) -> None:
         if self.drawn:  # a line printed after it must not start in its middle
             sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()

@@ -8,7 +8,10 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from types import FrameType
+from typing import IO, Any, Callable, TypeVar
 
 import canvas_common as cc
 import canvas_journal as audit
@@ -22,6 +25,8 @@ from .report import EXIT_OUTPUT_CLOSED, Report
 from .undo import Undo
 
 BLOCK_ROWS = 1000
+Row = tuple[int, dict]  # (line number, {column: value}) as read from the command line, a CSV or a log
+T = TypeVar("T")
 
 
 class Terminated(Exception):
@@ -32,14 +37,17 @@ class OutputClosed(Exception):
     """stdout was closed (| head): a run stops as on Ctrl-C."""
 
 
-def run(operation: Operation, options: Options) -> int:
-    """Run one operation to the end; the one place errors and interrupts become output."""
+def run(operation: Operation[Any], options: Options) -> int:
+    """Run one operation to the end; the one place errors and interrupts become output.
+
+    Returns the exit code: 0, or a CanvasError's exit_code, 130 (Ctrl-C),
+    143 (SIGTERM), EXIT_OUTPUT_CLOSED (stdout closed)."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # what a console cannot show is escaped, never a crash
             stream.reconfigure(errors="backslashreplace")
     try:
         if options.undo is not None:
-            operation = Undo(operation.prog)
+            operation = Undo(options.prog)
         with Run(operation, options) as job:
             return job.execute()
     except cc.CanvasError as exc:
@@ -53,7 +61,7 @@ def run(operation: Operation, options: Options) -> int:
 class Run:
     """One run: a source of rows, Canvas, the journal, the pool, and the report."""
 
-    def __init__(self, operation: Operation, options: Options):
+    def __init__(self, operation: Operation[Any], options: Options):
         self.operation, self.options = operation, options
         self.single = options.single is not None
         self.report = Report(options, batch=not self.single)
@@ -62,29 +70,30 @@ class Run:
         self.report.token = self.canvas.config.token
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
-        self.journal = None
-        self.raw = None  # the CSV file, read twice
+        self.journal: audit.Journal | None = None
+        self.raw: IO[bytes] | None = None  # the CSV file, read twice
         self.planned: dict = {}
         # course -> ({SIS ID: active and inactive enrollments}, {SIS ID: ended ones}), read in bulk by the source
         self.known: dict = {}
 
-    def __enter__(self):
+    def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         if self.journal:
             self.journal.close()
         if self.raw:
             self.raw.close()
 
     def execute(self) -> int:
+        """Plan and write every row; the exit code."""
         rows, total, source_digest = self.source()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) \
             if threading.current_thread() is threading.main_thread() else None
         status = "stopped"
         try:
             self.open_journal(source_digest)
-            if self.options.undo is not None:
+            if isinstance(self.operation, Undo):
                 rows = self.operation.rows(self.canvas, self.journal, self.report.warn)
                 total = len(rows)
                 if not rows:
@@ -109,14 +118,14 @@ class Run:
         self.report.finish(stopped=f"{self.options.prog}: {word}")
         return code
 
-    def source(self):
-        """(rows, count, digest): the rows to run, however they were given."""
+    def source(self) -> tuple[Iterable[Row], int, str]:
+        """(rows, count, digest): the rows to run, however they were given (undo's are read later)."""
         options = self.options
-        if self.single:
+        if options.single is not None:
             values = options.single
             return [(0, values)], 1, json.dumps(values, sort_keys=True)
-        if options.undo is not None:
-            return None, 0, "undo:" + self.operation.select(options, self.report.warn)
+        if isinstance(self.operation, Undo):
+            return [], 0, "undo:" + self.operation.select(options, self.report.warn)
         if options.round is not None:
             taken = rounds.read_round(self.canvas, options.round, self.operation.name)
             self.known = {options.round.new: (taken.known, taken.ended)}
@@ -125,12 +134,13 @@ class Run:
                 rounds.export(options.round.export, self.operation.columns + self.operation.optional,
                               taken.rows)
             return taken.rows, len(taken.rows), options.round.digest()
+        assert options.csv is not None  # parse_options: one user, --csv, --from or --undo
         name = "stdin" if options.csv == "-" else options.csv
         self.raw = raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
         return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 
-    def open_journal(self, source_digest: str):
+    def open_journal(self, source_digest: str) -> None:
         """Start (or continue) the job in the log; settle what a cut-short run left open."""
         path = self.options.log_path
         if path is None:
@@ -144,10 +154,11 @@ class Run:
         if last:
             settle(self.canvas, self.journal, audit.job_writes(entries, last["job"])[1])
 
-    def process(self, rows):
+    def process(self, rows: Iterable[Row]) -> None:
         """Plan and apply block by block; a block's writes land before the next block's lookups."""
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
-            self.pool, self.pending = pool, set()
+            self.pool = pool
+            self.pending: set[Future] = set()
             try:
                 block = []
                 for row in rows:
@@ -163,7 +174,7 @@ class Run:
                 self.drain(0)
                 raise
 
-    def run_block(self, block):
+    def run_block(self, block: list[Row]) -> None:
         self.drain(0)
         self.stop_if_output_closed()
         self.planned = {}
@@ -188,12 +199,13 @@ class Run:
             for r in mine:
                 self.plan(r, found.get(r.sis_id, []))
 
-    def plan(self, request: Request, rows: list[dict]):
+    def plan(self, request: Request, rows: list[dict]) -> None:
         try:
             changes = self.operation.plan(self.canvas, request, rows, self.options.dry_run)
         except cc.CanvasError as exc:
-            return self.report.add(request.line, Change(request.course, request.sis_id, "failed",
-                                                        dry_run=self.options.dry_run, error=str(exc)))
+            self.report.add(request.line, Change(request.course, request.sis_id, "failed",
+                                                 dry_run=self.options.dry_run, error=str(exc)))
+            return
         self.report.expect(request.line, len(changes))
         for change in changes:
             key = (change.course_id, change.enrollment_id) if change.enrollment_id else \
@@ -211,12 +223,12 @@ class Run:
             self.pacer.acquire()
             self.pending.add(self.pool.submit(self.write, request.line, change))
 
-    def stop_if_output_closed(self):
+    def stop_if_output_closed(self) -> None:
         """A closed stdout (| head) stops a batch before its next write, as Ctrl-C does."""
         if self.report.closed and not self.single:
             raise OutputClosed()
 
-    def paced_map(self, fn, items) -> list:
+    def paced_map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
         """map() through the pool, no more in flight than the pacer allows."""
         futures = []
         for item in items:
@@ -224,13 +236,13 @@ class Run:
             futures.append(self.pool.submit(self.paced, fn, item))
         return [f.result() for f in futures]
 
-    def paced(self, fn, item):
+    def paced(self, fn: Callable[[Any], T], item: Any) -> T:
         try:
             return fn(item)
         finally:
             self.pacer.release()
 
-    def write(self, line: int, change: Change):
+    def write(self, line: int, change: Change) -> tuple[int, Change]:
         """In a worker: intent on disk, the write, its result on disk."""
         try:
             seq = self.journal.intent(change.intent_fields()) if self.journal else None
@@ -238,13 +250,13 @@ class Run:
                 done = write(self.canvas, change)
             except cc.CanvasError as exc:
                 done = change.failed(str(exc))
-            if self.journal:
+            if self.journal and seq is not None:
                 self.journal.result(seq, done.result_fields())
             return line, done
         finally:
             self.pacer.release()
 
-    def drain(self, limit: int):
+    def drain(self, limit: int) -> None:
         while len(self.pending) > limit:
             finished, self.pending = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -252,5 +264,5 @@ class Run:
                     self.report.add(*future.result())
 
 
-def _raise_terminated(signum, frame):
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated()

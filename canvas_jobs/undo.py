@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import canvas_common as cc
 import canvas_journal as audit
@@ -26,28 +27,31 @@ class UndoRequest(Request):
     section_id: int | None = None
 
 
-class Undo(Operation):
+class Undo(Operation[UndoRequest]):
     """Put back every enrollment a job (or one run) changed, newest first."""
 
     name = "undo"
     columns = ("course_id", "sis_user_id")
 
     def __init__(self, prog: str):
-        self.prog, self.target = prog, None
+        self.prog = prog
+        self.target: str | None = None
 
-    def select(self, options: Options, warn) -> str:
+    def select(self, options: Options, warn: Callable[[str], None]) -> str:
         """Read the log and pick the job or run to undo; return its id."""
+        assert options.undo is not None  # the runner undoes only with --undo LOG
         self.path = options.undo
         entries = audit.read_log(options.undo, warn)
         job, self.one_run = audit.pick_job(entries, options.undo, options.run_id)
-        self.target = self.one_run or job
+        self.target = target = self.one_run or job
         self.made, self.open = audit.job_writes(entries, job, self.one_run)
         if options.run_id is None and not (self.made or self.open):
             raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; "
                                  + audit.recent_jobs(entries) + ": undo one with --run ID")
-        return self.target
+        return target
 
-    def rows(self, canvas: cc.Canvas, journal: audit.Journal | None, warn) -> list:
+    def rows(self, canvas: cc.Canvas, journal: audit.Journal | None,
+             warn: Callable[[str], None]) -> list[tuple[int, dict]]:
         """One row per enrollment to put back; intents with no answer settled first."""
         made = self.made + settle(canvas, journal, self.open)
         if not made:
@@ -65,7 +69,7 @@ class Undo(Operation):
                            values["enrollment_id"], values["first_action"], values["before"],
                            values["after"], values.get("role"), values.get("section_id"))
 
-    def plan(self, canvas, request: UndoRequest, rows, dry_run):
+    def plan(self, canvas: cc.Canvas, request: UndoRequest, rows: list[dict], dry_run: bool) -> list[Change]:
         """Undo only what is still as the job left it; anything changed since is reported."""
         target = "deleted" if request.first_action == "created" else request.before
         if request.first_action == "reopened" and target not in PUT_BACK:

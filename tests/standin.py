@@ -29,6 +29,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 TYPES = ("StudentEnrollment", "TeacherEnrollment", "TaEnrollment",
@@ -164,7 +165,7 @@ class Fault:
     headers: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     location: str = "https://evil.example.com"
-    then: object = None
+    then: Callable[[], None] | None = None
 
     def matches(self, method, path):
         return self.times > 0 and re.fullmatch(self.method, method) and re.search(self.path, path)
@@ -345,10 +346,11 @@ class StandinCanvas:
         self.throttle_status = 429
         self.throttled = 0  # answers refused by the bucket
         self.loose_search = False  # sis_user_id[] as bare user search: case-insensitive substring
-        self.bucket = None  # (high-water mark, outflow per second, cost per request)
+        self.bucket: tuple[float, float, float] | None = None  # (high-water mark, outflow per second, cost per request)
         self._level, self._level_at = 0.0, time.monotonic()
         self._log_lock = threading.Lock()
-        self.httpd = None
+        self.httpd: Server | None = None
+        self.httpsd: Server | None = None
 
     def start(self, port=0):
         self.httpd = self._serve(port, None)
@@ -359,7 +361,7 @@ class StandinCanvas:
         self.httpsd = self._serve(0, context, host)
         return self
 
-    def _serve(self, port, context, host="127.0.0.1"):
+    def _serve(self, port, context, host="127.0.0.1") -> Server:
         handler = type("Handler", (Handler,), {"canvas": self})
         httpd = Server(("127.0.0.1", port), handler)
         httpd.daemon_threads = True
@@ -370,17 +372,19 @@ class StandinCanvas:
         return httpd
 
     def stop(self):
-        for httpd in (self.httpd, getattr(self, "httpsd", None)):
+        for httpd in (self.httpd, self.httpsd):
             if httpd:
                 httpd.shutdown()
                 httpd.server_close()
 
     @property
-    def url(self):
+    def url(self) -> str:
+        assert self.httpd is not None, "start() first"
         return self.httpd.base_url
 
     @property
-    def tls_url(self):
+    def tls_url(self) -> str:
+        assert self.httpsd is not None, "start_tls() first"
         return self.httpsd.base_url
 
     def reset(self):
@@ -419,7 +423,8 @@ class StandinCanvas:
     UP_FRONT_COST, MAXIMUM = 50.0, 800.0
 
     def _bucket_add(self, amount: float) -> float:
-        hwm, outflow, _ = self.bucket
+        assert self.bucket is not None  # called only when a bucket is set
+        _hwm, outflow, _ = self.bucket
         with self._log_lock:
             now = time.monotonic()
             self._level = max(0.0, self._level - (now - self._level_at) * outflow)
@@ -442,6 +447,8 @@ class StandinCanvas:
 
 
 class Server(ThreadingHTTPServer):
+    base_url = ""  # scheme://host:port, set when it starts serving
+
     def handle_error(self, request, client_address):
         """A client that hung up (a timeout test, a killed batch) is no server error."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, OSError)):
@@ -452,6 +459,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out in two writes
     canvas: StandinCanvas
+    server: Server
 
     def log_message(self, *args):
         pass
@@ -746,7 +754,8 @@ class Handler(BaseHTTPRequestHandler):
             per_page = max(1, min(self.canvas.max_per_page, int(q.get("per_page") or self.canvas.default_per_page)))
         except ValueError:
             per_page = 1
-        page = q.get("page") if isinstance(q.get("page"), str) else ""
+        page = q.get("page")
+        page = page if isinstance(page, str) else ""
         start = 0
         if page.startswith("bookmark:"):
             try:
@@ -855,6 +864,7 @@ class Handler(BaseHTTPRequestHandler):
                           "to create an enrollment")
         if errors:
             return 400, {"message": ", ".join(errors)}, {}
+        assert role is not None  # else "Invalid role" was answered above
         if kind == "student" or (kind == "nosis" and type_ != "StudentEnrollment"):
             return 403, UNAUTHORIZED, {}
         section, asked = store.sections.get(course.default_section_id), None
@@ -873,6 +883,7 @@ class Handler(BaseHTTPRequestHandler):
             return 400, {"message": "Can't add an enrollment to a concluded course."}, {}
         state = params.get("enrollment_state") or "invited"
         # enroll_user reuses the row of the same user, type, role and section in any state
+        assert section is not None  # the course's default section, or the one found above
         same = next((e for e in store.enrollments.values()
                      if (e.user_id, e.course_id, e.type, e.role_id, e.course_section_id)
                      == (user.id, course.id, type_, role.id, section.id)), None)
@@ -898,7 +909,7 @@ class Handler(BaseHTTPRequestHandler):
             return 404, NOT_FOUND, {}
         if kind not in ADMINS:
             return 403, UNAUTHORIZED, {}
-        task = self.query.get("task") or self.form.get("task")
+        task = self.query.get("task") or self.form.get("task") or ""
         self.canvas.store.set_state(e, {"delete": "deleted", "deactivate": "inactive",
                                         "inactivate": "inactive"}.get(task, "completed"))
         return 200, self.enrollment_json(e, kind), {}

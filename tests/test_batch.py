@@ -206,7 +206,7 @@ def test_interrupted_batch_stops_cleanly_and_rerun_finishes(canvas, tmp_path, si
     while len(canvas.calls("POST")) < 20 and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert err.count("\n") == 1 and word in err and "run the same command again" in err
     assert "Traceback" not in err
@@ -222,7 +222,7 @@ def test_interrupted_batch_stops_cleanly_and_rerun_finishes(canvas, tmp_path, si
 def test_progress_line_only_on_a_terminal(canvas, tmp_path):
     import os
     import pty
-    course, args = _start_batch(canvas, tmp_path, n=30)
+    _course, args = _start_batch(canvas, tmp_path, n=30)
     canvas.latency = (0, 0)
     leader, follower = pty.openpty()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=follower, text=True)

@@ -165,7 +165,7 @@ def test_single_user_whose_enrollment_was_changed_meanwhile(canvas, course, run)
 def test_dry_run_checks_the_section(canvas, course, run):
     canvas.store.add_user("S1")
     other = canvas.store.add_course("Other", "OTHER", sections=("OTHER-LAB",))
-    foreign = [s for s in canvas.store.sections.values() if s.course_id == other.id and s.sis_section_id][0]
+    foreign = next(s for s in canvas.store.sections.values() if s.course_id == other.id and s.sis_section_id)
     for section in ("sis_section_id:NOPE", str(foreign.id), "sis_section_id:OTHER-LAB"):
         r = run(enroll_user, course.id, "S1", "student", "--section", section, "--dry-run")
         assert r.code == 1 and f"section {section} not found in course" in r.err, r.err
@@ -181,7 +181,7 @@ def test_dry_run_checks_a_concluded_course(canvas, course, run):
 
 def test_dry_run_names_the_section_it_would_use(canvas, course, run):
     canvas.store.add_user("S1")
-    lab = [s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    lab = next(s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB")
     r = run(enroll_user, course.id, "S1", "student", "--section", "sis_section_id:PHYS2-LAB", "--dry-run",
             "--json")
     assert r.code == 0 and r.json()[0]["section_id"] == lab.id and r.json()[0]["section"] == "sis_section_id:PHYS2-LAB"

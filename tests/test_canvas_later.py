@@ -5,11 +5,11 @@ cross-listed sections)."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import TOKEN
 
 import canvas_common as cc
 import enroll_user
 import set_user_state
+from conftest import TOKEN
 
 PAST = datetime.now(timezone.utc) - timedelta(days=30)
 FUTURE = datetime.now(timezone.utc) + timedelta(days=30)

@@ -51,6 +51,7 @@ def test_closed_pipe_stops_the_batch_like_ctrl_c(canvas, course, tmp_path):
             "--log", str(tmp_path / "audit.jsonl")]
     env = {**clean_environ(), "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()  # what `| head -1` does
     proc.stdout.close()
     err = proc.stderr.read().decode()

@@ -53,7 +53,7 @@ def test_kill_9_after_k_writes_then_undo_restores_everything(canvas, tmp_path, r
     proc.wait(timeout=10)
     time.sleep(0.3)  # requests already sent are still answered by Canvas
     changed = [e for e in canvas.store.enrollments.values()
-               if e.course_id == course.id and e.workflow_state != "active" or enrolling]
+               if (e.course_id == course.id and e.workflow_state != "active") or enrolling]
     assert len(changed) >= k and canvas.store.enrollments
     canvas.latency = (0, 0)
     r = run(module, "--undo", tmp_path / "audit.jsonl")
@@ -63,12 +63,12 @@ def test_kill_9_after_k_writes_then_undo_restores_everything(canvas, tmp_path, r
 
 
 def test_interrupt_rerun_then_undo_restores_the_whole_job(canvas, tmp_path, run):
-    course, args = batch(canvas, tmp_path, "set_user_state.py", n=300)
+    _course, args = batch(canvas, tmp_path, "set_user_state.py", n=300)
     canvas.latency = (0.02, 0.03)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for_writes(canvas, 40)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "run the same command again" in err
     first = sum(e.workflow_state == "inactive" for e in canvas.store.enrollments.values())
     assert 40 <= first < 300

@@ -2,10 +2,9 @@
 logged as a reopening, and undone by putting the row back as it was, never deleting a
 concluded enrollment."""
 
+import enroll_user
 from conftest import TOKEN, audit_records, audit_writes, run_script
 from standin import Fault
-
-import enroll_user
 
 
 def ended_lookups(canvas):

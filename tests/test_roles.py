@@ -2,10 +2,9 @@
 sent as enrollment[role_id], refused with the roles that exist, never a second
 student-type enrollment."""
 
-from conftest import TOKEN
-
 import enroll_user
 import set_user_state
+from conftest import TOKEN
 
 
 def role_lookups(canvas):

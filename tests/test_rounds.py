@@ -8,10 +8,10 @@ import time
 import types
 
 import pytest
-from conftest import ROOT, audit_records, write_config
 
 import enroll_user
 import set_user_state
+from conftest import ROOT, audit_records, write_config
 
 OLD, NEW = "sis_course_id:PHYS1-2026", "sis_course_id:PHYS1-2027"
 STUDENTS = 296
@@ -150,7 +150,7 @@ def test_interrupted_run_continues_the_same_job(canvas, tmp_path, run):
     assert 40 <= first < len(carried(rnd.people))
     canvas.latency = (0, 0)
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert rerun.returncode == 0, rerun.err
+    assert rerun.returncode == 0, rerun.stderr
     assert f"created {len(carried(rnd.people)) - first}, changed 0, unchanged {first}," in rerun.stderr
     starts = [e for e in audit_records(log) if e["event"] == "start"]
     assert len(starts) == 2 and starts[0]["job"] == starts[1]["job"]

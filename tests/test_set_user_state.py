@@ -62,7 +62,7 @@ def test_invited_enrollment_can_be_deactivated(canvas, course, run):
 def test_every_enrollment_of_the_user_is_changed(canvas, course, run):
     store = canvas.store
     user = store.add_user("S1")
-    lab = [s for s in store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    lab = next(s for s in store.sections.values() if s.sis_section_id == "PHYS2-LAB")
     store.enroll(user, course)
     store.enroll(user, course, section=lab)
     store.enroll(user, course, type="TaEnrollment", state="inactive")
@@ -75,7 +75,7 @@ def test_every_enrollment_of_the_user_is_changed(canvas, course, run):
 def test_role_and_section_narrow_the_change(canvas, course, run):
     store = canvas.store
     user = store.add_user("S1")
-    lab = [s for s in store.sections.values() if s.sis_section_id == "PHYS2-LAB"][0]
+    lab = next(s for s in store.sections.values() if s.sis_section_id == "PHYS2-LAB")
     store.enroll(user, course)
     store.enroll(user, course, section=lab)
     store.enroll(user, course, type="TaEnrollment")
@@ -144,7 +144,8 @@ def write_csv(tmp_path, course, ids):
 
 def test_unknown_course_is_one_line(canvas, run):
     r = run(set_user_state, "sis_course_id:NOPE", "S1", "inactive")
-    assert r.code == 1 and r.err == "set_user_state.py: error: course sis_course_id:NOPE not found: check the course id\n"
+    assert r.code == 1
+    assert r.err == "set_user_state.py: error: course sis_course_id:NOPE not found: check the course id\n"
 
 
 def test_unknown_state_is_usage_error_before_any_request(canvas, run):

@@ -33,7 +33,7 @@ def test_empty_sis_id_is_usage_error(canvas, run, sis):
 
 
 @pytest.mark.parametrize("course_arg", ["abc", "12a", "sis_course_id:", "", "-1", "1.5",
-                                        "sis_user_id:X", "１２"])
+                                        "sis_user_id:X", "１２"])  # noqa: RUF001 -- fullwidth digits: isdigit() takes them, Canvas does not
 def test_bad_course_arguments_are_usage_errors(canvas, run, course_arg):
     r = run(enroll_user, course_arg, "S1", "student")
     assert r.code == 2 and canvas.requests == []

@@ -78,6 +78,7 @@ def test_the_standin_can_be_served_by_hand():
     sock.close()
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "standin.py"), "--port", str(port),
                              "--latency-ms", "50"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     try:
         assert f"127.0.0.1:{port}" in proc.stdout.readline()
         request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/courses/sis_course_id:PHYS2-2027",
