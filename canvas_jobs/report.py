@@ -97,8 +97,8 @@ class Report:
 
     def finish(self, stopped: str | None = None) -> int:
         if stopped:
-            self.warn(f"{stopped} after {self.done} of {self.total} rows "
-                      f"({self.summary()}); run the same command again to finish")
+            self.warn(f"{stopped}; after {self.done} of {self.total} rows ({self.summary()}; "
+                      f"{self.total - self.done} not done); run the same command again to finish")
             return cc.EXIT_CANVAS
         if self.batch:
             self.warn(f"summary: {self.summary()}")

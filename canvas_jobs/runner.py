@@ -15,6 +15,7 @@ import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle, write
 from .csvfile import check_csv, csv_rows, digest, open_csv
+from .guard import EXIT_STOPPED, Guard, RunStopped, unavailable
 from .options import Options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
@@ -61,6 +62,8 @@ class Run:
         self.report.token = self.canvas.config.token
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
+        # a batch stops whole when the run, not a row, fails (one user: the error is the answer)
+        self.guard = self.canvas.guard = None if self.single else Guard(self.pacer)
         self.journal = None
         self.raw = None  # the CSV file, read twice
         self.planned: dict = {}
@@ -95,6 +98,8 @@ class Run:
             return self.stop("terminated", 143)
         except OutputClosed:
             return self.stop("stopped: stdout was closed", EXIT_OUTPUT_CLOSED)
+        except RunStopped as exc:
+            return self.stop(f"stopped: {exc}", EXIT_STOPPED)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -136,7 +141,7 @@ class Run:
     def process(self, rows):
         """Plan and apply block by block; a block's writes land before the next block's lookups."""
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
-            self.pool, self.pending = pool, set()
+            self.pool, self.pending, self.held = pool, set(), []
             try:
                 block = []
                 for row in rows:
@@ -146,6 +151,8 @@ class Run:
                         block = []
                 self.run_block(block)
                 self.drain(0)
+                for line, change in self.held:  # the run went on: they did fail
+                    self.report.add(line, change)
             except BaseException:
                 for future in self.pending:
                     future.cancel()  # not started: not written; started: finish and get logged
@@ -169,8 +176,8 @@ class Run:
                 found = cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map)
             except cc.CanvasError as exc:
                 for r in mine:
-                    self.report.add(r.line, Change(course, r.sis_id, "failed",
-                                                   dry_run=self.options.dry_run, error=str(exc)))
+                    self.failed(r.line, Change(course, r.sis_id, "failed",
+                                               dry_run=self.options.dry_run, error=str(exc)), exc)
                 continue
             for r in mine:
                 self.plan(r, found.get(r.sis_id, []))
@@ -179,8 +186,8 @@ class Run:
         try:
             changes = self.operation.plan(self.canvas, request, rows, self.options.dry_run)
         except cc.CanvasError as exc:
-            return self.report.add(request.line, Change(request.course, request.sis_id, "failed",
-                                                        dry_run=self.options.dry_run, error=str(exc)))
+            return self.failed(request.line, Change(request.course, request.sis_id, "failed",
+                                                    dry_run=self.options.dry_run, error=str(exc)), exc)
         self.report.expect(request.line, len(changes))
         for change in changes:
             key = (change.course_id, change.enrollment_id) if change.enrollment_id else \
@@ -199,9 +206,11 @@ class Run:
             self.pending.add(self.pool.submit(self.write, request.line, change))
 
     def stop_if_output_closed(self):
-        """A closed stdout (| head) stops a batch before its next write, as Ctrl-C does."""
+        """A closed stdout (| head), or a run-level failure, stops a batch before its next write."""
         if self.report.closed and not self.single:
             raise OutputClosed()
+        if self.guard:
+            self.guard.before()
 
     def paced_map(self, fn, items) -> list:
         """map() through the pool, no more in flight than the pacer allows."""
@@ -218,16 +227,25 @@ class Run:
             self.pacer.release()
 
     def write(self, line: int, change: Change):
-        """In a worker: intent on disk, the write, its result on disk."""
+        """In a worker: intent on disk, the write, its result on disk.
+
+        Returns (line, Change), or (line, None) when the run stopped before the
+        write's outcome was known: its intent stays open for the next run to settle.
+        """
         try:
             seq = self.journal.intent(change.intent_fields()) if self.journal else None
             try:
                 done = write(self.canvas, change)
             except cc.CanvasError as exc:
+                if self.guard and unavailable(exc):
+                    # perhaps made: the intent stays open for the next run or --undo to settle
+                    return line, change.failed(str(exc)), exc
                 done = change.failed(str(exc))
+            except RunStopped:
+                return line, None, None
             if self.journal:
                 self.journal.result(seq, done.result_fields())
-            return line, done
+            return line, done, None
         finally:
             self.pacer.release()
 
@@ -235,8 +253,16 @@ class Run:
         while len(self.pending) > limit:
             finished, self.pending = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
-                if not future.cancelled():
-                    self.report.add(*future.result())
+                if not future.cancelled() and future.result()[1] is not None:
+                    self.failed(*future.result())
+
+    def failed(self, line: int, change: Change, exc: cc.CanvasError | None):
+        """Report a row; one that failed because Canvas was unavailable waits: if the run
+        stops, it is a row not done, not a failed one."""
+        if exc is not None and self.guard and unavailable(exc):
+            self.held.append((line, change))
+        else:
+            self.report.add(line, change)
 
 
 def _raise_terminated(signum, frame):

@@ -1,0 +1,162 @@
+"""When the whole run fails the run stops: a revoked token, Canvas down, throttling that
+never lets up, lists that never end (canvas_jobs/guard.py, canvas_common.get_all)."""
+
+import time
+
+import pytest
+
+import enroll_user
+import set_user_state
+from conftest import TOKEN, audit_records, audit_writes
+from standin import Fault, proxy_error
+
+EXIT_STOPPED = 75
+
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def batch(canvas, course, tmp_path):
+    """300 active students and a file that sets them all inactive."""
+    people = [canvas.store.add_user(f"P{n:03d}") for n in range(300)]
+    for user in people:
+        canvas.store.enroll(user, course)
+    csv = write_csv(tmp_path / "in.csv", "course_id,sis_user_id,state",
+                    [(course.id, u.sis_user_id, "inactive") for u in people])
+    return csv, tmp_path / "audit.jsonl"
+
+
+def after_writes(canvas, n, action):
+    """Let n writes through, then act (revoke the token, take Canvas down); returns a mark
+    holding the number of requests Canvas had seen at that moment."""
+    mark = []
+
+    def then():
+        mark.append(len(canvas.requests))
+        action()
+    canvas.fault(Fault("delay", method="DELETE|PUT|POST", skip=n, times=1, then=then))
+    return mark
+
+
+def states(canvas, course):
+    return [e.workflow_state for e in canvas.store.enrollments.values() if e.course_id == course.id]
+
+
+def stop_line(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err  # one message, not one per row
+    return lines[0]
+
+
+def test_revoked_token_stops_at_once_rerun_finishes_and_undo_restores(canvas, course, batch, run):
+    csv, log = batch
+    mark = after_writes(canvas, 100, lambda: canvas.store.tokens.__setitem__(TOKEN, "revoked"))
+    r = run(set_user_state, "--csv", csv, "--log", log, "--workers", "8")
+    assert r.code == EXIT_STOPPED
+    line = stop_line(r.err)
+    assert "stopped: Canvas rejected the access token (Revoked access token.)" in line
+    assert "not done" in line and "run the same command again" in line and "failed 0" in line
+    assert len(canvas.requests) - mark[0] <= 8 + 2  # those in flight, then nothing more
+    done = states(canvas, course).count("inactive")
+    assert 100 <= done < 300
+    canvas.store.tokens[TOKEN] = "admin"  # a new token, the same command
+    r = run(set_user_state, "--csv", csv, "--log", log)
+    assert r.code == 0, r.err
+    assert set(states(canvas, course)) == {"inactive"}
+    starts = [e for e in audit_records(log) if e["event"] == "start"]
+    assert len(starts) == 2 and starts[0]["job"] == starts[1]["job"]  # the same job, continued
+    assert len(audit_writes(log)) == 300
+    r = run(set_user_state, "--undo", log)
+    assert r.code == 0 and "changed 300" in r.err, r.err
+    assert set(states(canvas, course)) == {"active"}
+
+
+@pytest.mark.parametrize("fault", [
+    lambda: proxy_error(503, times=10 ** 9),
+    lambda: Fault("status", status=500, body={"errors": [{"message": "An error occurred."}],
+                                              "error_report_id": 7}, times=10 ** 9),
+])
+def test_canvas_down_mid_batch_stops_after_a_few_failures(canvas, course, batch, run, fault):
+    csv, log = batch
+    mark = after_writes(canvas, 100, lambda: canvas.fault(fault()))
+    r = run(set_user_state, "--csv", csv, "--log", log, "--workers", "8")
+    assert r.code == EXIT_STOPPED
+    line = stop_line(r.err)
+    assert "stopped: Canvas is unavailable (10 requests in a row failed" in line
+    assert "failed 0" in line and "not done" in line  # the rows not tried are not failed
+    assert len(canvas.requests) - mark[0] <= 30  # bounded, not thousands
+    canvas.faults.clear()  # Canvas is back
+    r = run(set_user_state, "--csv", csv, "--log", log)
+    assert r.code == 0, r.err
+    assert set(states(canvas, course)) == {"inactive"}
+    r = run(set_user_state, "--undo", log)
+    assert r.code == 0 and "changed 300" in r.err, r.err
+    assert set(states(canvas, course)) == {"active"}
+
+
+def test_a_short_outage_is_ridden_out(canvas, course, batch, run):
+    csv, log = batch
+    canvas.fault(proxy_error(503, method="GET", times=4))
+    r = run(set_user_state, "--csv", csv, "--log", log)
+    assert r.code == 0 and "changed 300" in r.err, r.err
+
+
+def test_refused_connections_stop_an_enroll_batch(canvas, course, run, tmp_path, config):
+    people = [canvas.store.add_user(f"Q{n:03d}") for n in range(50)]
+    csv = write_csv(tmp_path / "e.csv", "course_id,sis_user_id,role",
+                    [(course.id, u.sis_user_id, "student") for u in people])
+    canvas.fault(Fault("delay", method="POST", skip=10, times=1, then=lambda: canvas.fault(
+        Fault("reset", times=10 ** 9))))
+    r = run(enroll_user, "--csv", csv, "--workers", "4")
+    assert r.code == EXIT_STOPPED and "Canvas is unavailable" in stop_line(r.err)
+    canvas.faults.clear()
+    r = run(enroll_user, "--csv", csv)
+    assert r.code == 0 and len([e for e in canvas.store.enrollments.values()]) == 50, r.err
+
+
+def test_one_user_keeps_its_own_error_and_exit_code(canvas, course, run):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    canvas.store.tokens[TOKEN] = "revoked"
+    r = run(set_user_state, course.id, "S1", "inactive")
+    assert r.code == 1 and "Revoked access token" in r.err
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_throttling_at_cost_6_fails_no_row(canvas, course, run, tmp_path, attempt):
+    # request_throttle.rb: hwm 600, up-front 50; a custom outflow (its custom_settings)
+    # keeps the test short; each request costs 6, and the bucket starts nearly full
+    # (another program of the same token just ran)
+    people = [canvas.store.add_user(f"T{n:03d}") for n in range(60)]
+    for user in people:
+        canvas.store.enroll(user, course)
+    canvas.bucket = (600.0, 60.0, 6.0)
+    canvas._level, canvas._level_at = 580.0, time.monotonic()
+    canvas.latency = (0.01, 0.03)
+    csv = write_csv(tmp_path / "t.csv", "course_id,sis_user_id,state",
+                    [(course.id, u.sis_user_id, "inactive") for u in people])
+    r = run(set_user_state, "--csv", csv, "--retries", "0")  # not even one retry needed
+    assert r.code == 0 and "changed 60, unchanged 0, failed 0" in r.err, r.err
+    assert canvas.throttled > 0  # it was throttled, and no row paid for it
+    assert set(states(canvas, course)) == {"inactive"}
+
+
+@pytest.mark.parametrize("kind", ["drop_page", "bad_bookmark"])
+@pytest.mark.parametrize("skip,words", [
+    (1, "the next page with the same rows as the page before"),  # page 2 is page 1 again
+    (2, "next-page link leads back to a page already read"),  # page 3 is page 1, linking to 2
+])
+def test_a_list_that_does_not_move_on_stops_the_lookup(canvas, course, run, tmp_path, kind, skip, words):
+    canvas.default_per_page = canvas.max_per_page = 2
+    people = [canvas.store.add_user(f"R{n:03d}") for n in range(7)]
+    for user in people:
+        canvas.store.enroll(user, course)
+    canvas.fault(Fault(kind, method="GET", path="enrollments", skip=skip, times=10 ** 9))
+    csv = write_csv(tmp_path / "p.csv", "course_id,sis_user_id,state",
+                    [(course.id, u.sis_user_id, "inactive") for u in people])
+    r = run(set_user_state, "--csv", csv, "--json")
+    assert r.code == 1 and words in r.err and "nothing was changed" in r.err
+    assert {o["action"] for o in r.json()} == {"failed"}
+    assert canvas.writes() == [] and len(canvas.requests) < 10
