@@ -810,8 +810,11 @@ def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map=map) 
 def no_such_user(sis_id: str) -> CanvasNotFound:
     """The one wording of 'unknown SIS ID', for every script and path."""
     spaces = " (it has leading or trailing spaces)" if sis_id != sis_id.strip() else ""
+    # Excel and other spreadsheets read 000140 as the number 140
+    zeros = "; if it came from a spreadsheet, leading zeros may have been dropped (000140 saved " \
+        "as 140): keep the column as text" if sis_id.isascii() and sis_id.isdigit() else ""
     return CanvasNotFound(
-        f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive)")
+        f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive){zeros}")
 
 
 def shell_quote(text: str) -> str:

@@ -14,6 +14,7 @@ import canvas_common as cc
 import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle, write
+from .checks import check_rows
 from .csvfile import check_csv, csv_rows, digest, open_csv
 from .guard import EXIT_STOPPED, Guard, RunStopped, unavailable
 from .options import Options
@@ -122,6 +123,7 @@ class Run:
         name = "stdin" if options.csv == "-" else options.csv
         self.raw = raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
+        check_rows(lambda: csv_rows(raw, self.operation.columns, name), self.operation, self.options, name)
         return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 
     def open_journal(self, source_digest: str):

@@ -160,3 +160,57 @@ def test_a_list_that_does_not_move_on_stops_the_lookup(canvas, course, run, tmp_
     assert r.code == 1 and words in r.err and "nothing was changed" in r.err
     assert {o["action"] for o in r.json()} == {"failed"}
     assert canvas.writes() == [] and len(canvas.requests) < 10
+
+
+@pytest.mark.parametrize("rows,lines", [
+    ([("S101", "inactive"), ("S102", "inactive"), ("S101", "active")], "lines 2 and 4"),
+    ([("S101", "inactive"), ("S101", "INACTIVE"), ("S101", "active")], "lines 2 and 4"),
+])
+def test_contradictory_states_refuse_the_file(canvas, course, run, tmp_path, rows, lines):
+    for sis in ("S101", "S102"):
+        canvas.store.enroll(canvas.store.add_user(sis), course)
+    csv = write_csv(tmp_path / "c.csv", "course_id,sis_user_id,state", [(course.id, *r) for r in rows])
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 2 and lines in r.err and "contradict" in r.err and "'S101'" in r.err
+    assert canvas.requests == []
+
+
+def test_rows_that_do_not_contradict_run(canvas, course, run, tmp_path):
+    user = canvas.store.add_user("S101")
+    canvas.store.enroll(user, course)
+    canvas.store.enroll(user, course, "TaEnrollment", role="TaEnrollment")
+    rows = [("S101", "inactive", "ta"), ("S101", "active", "student"), ("S101", "active", "student")]
+    csv = write_csv(tmp_path / "c.csv", "course_id,sis_user_id,state,role", [(course.id, *r) for r in rows])
+    r = run(set_user_state, "--csv", csv, "--json")
+    assert r.code == 0, r.err
+    assert sorted(canvas.store.states_of("S101")) == ["active", "inactive"]
+    # every reported line is true at the end
+    for o in r.json():
+        assert o["after"] == next(e.workflow_state for e in canvas.store.enrollments.values()
+                                  if e.id == o["enrollment_id"])
+
+
+def test_enrolled_twice_with_different_states_is_refused(canvas, course, run, tmp_path):
+    canvas.store.add_user("S101")
+    csv = write_csv(tmp_path / "e.csv", "course_id,sis_user_id,role,state",
+                    [(course.id, "S101", "student", "active"), (course.id, "S101", "Student", "inactive")])
+    r = run(enroll_user, "--csv", csv)
+    assert r.code == 2 and "lines 2 and 3 contradict" in r.err and canvas.requests == []
+
+
+@pytest.mark.parametrize("cell", ["1.23457E+11", "4.2E+15", "1E+12"])
+def test_excel_scientific_notation_refuses_the_file(canvas, course, run, tmp_path, cell):
+    csv = write_csv(tmp_path / "x.csv", "course_id,sis_user_id,state",
+                    [(course.id, "S1", "inactive"), (course.id, cell, "inactive")])
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 2 and "line 3" in r.err and "scientific notation" in r.err and "Text" in r.err
+    assert canvas.requests == []
+
+
+def test_an_unknown_all_digit_sis_id_mentions_leading_zeros(canvas, course, run, tmp_path):
+    canvas.store.enroll(canvas.store.add_user("000140"), course)
+    csv = write_csv(tmp_path / "z.csv", "course_id,sis_user_id,state", [(course.id, "140", "inactive")])
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 1 and "no user with SIS ID '140'" in r.err and "leading zeros" in r.err
+    r = run(set_user_state, course.id, "S99", "inactive")
+    assert r.code == 1 and "leading zeros" not in r.err
