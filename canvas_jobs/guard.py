@@ -25,8 +25,33 @@ from .pacing import Pacer
 EXIT_STOPPED = 75
 
 
+# the change guard (--max-changes) stopped the run before it made more changes than allowed
+EXIT_CHANGE_LIMIT = 3
+
+
 class RunStopped(Exception):
     """The whole run must stop (no new requests); str() is what happened."""
+
+
+class TooManyChanges(Exception):
+    """--max-changes would be passed: no more writes; str() says how many, then what to do."""
+
+    then = ("check the file (--dry-run counts its changes), then run the same command with a "
+            "higher --max-changes to go on")
+
+
+def check_change_limit(limit: int | None, started: int, planned: int):
+    """Like change_threshold of Canvas's SIS imports: refuse writes that would pass the limit.
+
+    limit: --max-changes (None: no limit); started: writes this run already made;
+    planned: the next block's writes (up to 1000 rows), all refused together if
+    they would pass it, so a file of up to 1000 rows is stopped before any change.
+    Raises TooManyChanges.
+    """
+    if limit is not None and started + planned > limit:
+        raise TooManyChanges(
+            f"{started + planned} changes planned so far, more than --max-changes {limit} allows"
+            + (f" ({started} made before this point)" if started else " (none made)"))
 
 
 def unavailable(exc: cc.CanvasError) -> bool:

@@ -35,6 +35,7 @@ class Options:
     workers: int = DEFAULT_WORKERS
     log: str | None = None
     ca_bundle: str | None = None
+    max_changes: int | None = None  # the change guard: stop before more changes than this
     extra: dict = dataclasses.field(default_factory=dict)  # an operation's own options
 
     @property
@@ -93,6 +94,9 @@ def build_parser(operation: Operation, usage: str, description: str) -> Parser:
     group.add_argument("--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
                        help="most writes in flight at once, 1-32; fewer when Canvas's rate "
                             f"limiter asks (default: {DEFAULT_WORKERS})")
+    group.add_argument("--max-changes", type=non_negative_int, metavar="N",
+                       help="stop before making more than N changes (a wrong file must not change "
+                            "a whole faculty); --dry-run's summary gives the count")
     group.add_argument("--log", metavar="FILE",
                        help=f"audit log to append to (batches default to ./{DEFAULT_LOG})")
     return parser
@@ -114,6 +118,7 @@ def parse_options(operation: Operation, parser: Parser, argv) -> Options:
                    undo=args.undo, run_id=args.run, config=args.config, dry_run=args.dry_run,
                    as_json=args.json, verbose=args.verbose, timeout=args.timeout,
                    retries=args.retries, workers=args.workers, log=args.log, ca_bundle=args.ca_bundle,
+                   max_changes=args.max_changes,
                    extra=operation.extra_options(args))
 
 

@@ -16,7 +16,8 @@ import canvas_journal as audit
 from .changes import Change, Operation, Request, settle, write
 from .checks import check_rows
 from .csvfile import check_csv, csv_rows, digest, open_csv
-from .guard import EXIT_STOPPED, Guard, RunStopped, unavailable
+from .guard import (EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyChanges,
+                    check_change_limit, unavailable)
 from .options import Options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
@@ -68,6 +69,7 @@ class Run:
         self.journal = None
         self.raw = None  # the CSV file, read twice
         self.planned: dict = {}
+        self.started = 0  # writes this run has started, for --max-changes
 
     def __enter__(self):
         return self
@@ -101,6 +103,9 @@ class Run:
             return self.stop("stopped: stdout was closed", EXIT_OUTPUT_CLOSED)
         except RunStopped as exc:
             return self.stop(f"stopped: {exc}", EXIT_STOPPED)
+        except TooManyChanges as exc:
+            self.report.finish(stopped=f"{self.options.prog}: stopped: {exc}", then=exc.then)
+            return EXIT_CHANGE_LIMIT
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -165,7 +170,7 @@ class Run:
         self.drain(0)
         self.stop_if_output_closed()
         self.planned = {}
-        requests = []
+        requests, writes = [], []
         for line, values in block:
             try:
                 requests.append(self.operation.request(values, self.options, line))
@@ -182,15 +187,19 @@ class Run:
                                                dry_run=self.options.dry_run, error=str(exc)), exc)
                 continue
             for r in mine:
-                self.plan(r, found.get(r.sis_id, []))
+                writes += self.plan(r, found.get(r.sis_id, []))
+        self.submit(writes)
 
-    def plan(self, request: Request, rows: list[dict]):
+    def plan(self, request: Request, rows: list[dict]) -> list[tuple[int, Change]]:
+        """Report what needs no write; return the (line, Change) writes to make."""
         try:
             changes = self.operation.plan(self.canvas, request, rows, self.options.dry_run)
         except cc.CanvasError as exc:
-            return self.failed(request.line, Change(request.course, request.sis_id, "failed",
-                                                    dry_run=self.options.dry_run, error=str(exc)), exc)
+            self.failed(request.line, Change(request.course, request.sis_id, "failed",
+                                             dry_run=self.options.dry_run, error=str(exc)), exc)
+            return []
         self.report.expect(request.line, len(changes))
+        writes = []
         for change in changes:
             key = (change.course_id, change.enrollment_id) if change.enrollment_id else \
                 (change.course_id, change.sis_user_id, change.role, change.section)
@@ -202,10 +211,18 @@ class Run:
                 self.report.add(request.line, change)
                 continue
             self.planned[key] = request.line
+            writes.append((request.line, change))
+        return writes
+
+    def submit(self, writes: list[tuple[int, Change]]):
+        """A block's writes into the paced pool, unless they would pass --max-changes."""
+        check_change_limit(self.options.max_changes, self.started, len(writes))
+        for line, change in writes:
             self.drain(self.options.workers * 2)  # a bounded queue: memory stays flat
             self.stop_if_output_closed()
             self.pacer.acquire()
-            self.pending.add(self.pool.submit(self.write, request.line, change))
+            self.started += 1
+            self.pending.add(self.pool.submit(self.write, line, change))
 
     def stop_if_output_closed(self):
         """A closed stdout (| head), or a run-level failure, stops a batch before its next write."""

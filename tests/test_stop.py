@@ -214,3 +214,26 @@ def test_an_unknown_all_digit_sis_id_mentions_leading_zeros(canvas, course, run,
     assert r.code == 1 and "no user with SIS ID '140'" in r.err and "leading zeros" in r.err
     r = run(set_user_state, course.id, "S99", "inactive")
     assert r.code == 1 and "leading zeros" not in r.err
+
+
+def test_max_changes_stops_before_any_change_and_dry_run_gives_the_count(canvas, course, batch, run):
+    csv, log = batch
+    r = run(set_user_state, "--csv", csv, "--dry-run")
+    assert r.code == 0 and "300 changes: --max-changes 300 allows them" in r.err
+    r = run(set_user_state, "--csv", csv, "--log", log, "--max-changes", "50")
+    assert r.code == 3 and canvas.writes() == []
+    line = stop_line(r.err)
+    assert "300 changes planned so far, more than --max-changes 50 allows (none made)" in line
+    assert "higher --max-changes" in line
+    r = run(set_user_state, "--csv", csv, "--log", log, "--max-changes", "300")
+    assert r.code == 0 and "changed 300" in r.err
+    assert set(states(canvas, course)) == {"inactive"}
+
+
+def test_max_changes_counts_across_blocks(canvas, course, run, tmp_path):
+    people = [canvas.store.add_user(f"B{n:04d}") for n in range(1100)]
+    csv = write_csv(tmp_path / "b.csv", "course_id,sis_user_id,role",
+                    [(course.id, u.sis_user_id, "student") for u in people])
+    r = run(enroll_user, "--csv", csv, "--max-changes", "1050")
+    assert r.code == 3 and "1100 changes planned so far" in r.err and "(1000 made before this point)" in r.err
+    assert len(canvas.calls("POST")) == 1000
