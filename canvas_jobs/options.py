@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 from typing import TYPE_CHECKING
 
@@ -56,11 +57,22 @@ class Parser(argparse.ArgumentParser):
         return super().parse_args(self.argv, namespace)
 
     def error(self, message):
-        dashed = [a for a in self.argv if a.startswith("-") and a != "--" and
-                  a.split("=", 1)[0] not in self._option_string_actions]
+        options = self.argv[:self.argv.index("--")] if "--" in self.argv else self.argv
+        dashed = [a for a in options if a.startswith("-") and a.split("=", 1)[0] not in self._option_string_actions]
         hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
                f"COURSE {dashed[0]} ..." if dashed and "--" not in self.argv else ""
+        near = self.nearest(dashed[0]) if dashed and dashed[0].startswith("--") else None
+        if near:  # a typo, or an option of another version: not a SIS ID
+            message, hint = f"unknown option {dashed[0].split('=', 1)[0]}; did you mean {near}?", ""
         self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
+
+    def nearest(self, typed: str) -> str | None:
+        """The real long option closest to one typed (--dryrun: --dry-run), if any is close."""
+        names = [o for o in self._option_string_actions if o.startswith("--")]
+        typed = typed.split("=", 1)[0]
+        close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6) or \
+            difflib.get_close_matches(typed.replace("_", "-").lower(), names, n=1, cutoff=0.6)
+        return close[0] if close else None
 
 
 def build_parser(operation: Operation, usage: str, description: str) -> Parser:

@@ -237,3 +237,16 @@ def test_max_changes_counts_across_blocks(canvas, course, run, tmp_path):
     r = run(enroll_user, "--csv", csv, "--max-changes", "1050")
     assert r.code == 3 and "1100 changes planned so far" in r.err and "(1000 made before this point)" in r.err
     assert len(canvas.calls("POST")) == 1000
+
+
+@pytest.mark.parametrize("typed,near", [("--dryrun", "--dry-run"), ("--max_changes=5", "--max-changes"),
+                                        ("--worker", "--workers"), ("--DRY-RUN", "--dry-run")])
+def test_an_unknown_option_is_named_with_the_nearest_one(canvas, course, run, typed, near):
+    r = run(set_user_state, course.id, "S1", "inactive", typed)
+    assert r.code == 2 and f"unknown option {typed.split('=')[0]}; did you mean {near}?" in r.err
+    assert "SIS ID" not in r.err and canvas.requests == []
+
+
+def test_a_dashed_sis_id_still_gets_the_double_dash_hint(canvas, course, run):
+    r = run(set_user_state, course.id, "-S1001", "inactive")
+    assert r.code == 2 and "goes after --" in r.err and "unknown option" not in r.err
