@@ -304,8 +304,15 @@ def sis_ref(column: str, value: str) -> str:
     return f"{column}:{value}"
 
 
+# a course as the browser's address bar shows it: https://HOST/courses/4711/users
+COURSE_URL = re.compile(r"https?://[^/?#\s]+/courses/(?P<id>\d+)(?:[/?#]\S*)?")
+
+
 def parse_course(text: str) -> str:
-    """A course argument, checked: numeric id or sis_course_id:XYZ; ValueError otherwise."""
+    """A course argument, checked: numeric id, sis_course_id:XYZ or a course URL (whose host the
+    runner checks, canvas_jobs/courses.py); ValueError otherwise."""
+    if COURSE_URL.fullmatch(text.strip()):
+        return text
     return _canvas_id(text, "course", "sis_course_id")
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 import canvas_common as cc
 
 from .changes import Operation, Request
+from .courses import course_id
 from .options import Options
 
 # Excel's General format shows a number of 12 or more digits as d.ddddE+dd: the digits
@@ -29,11 +30,12 @@ WANTED = ("state",)
 
 
 def check_rows(rows: Callable[[], Iterable[tuple[int, dict]]], operation: Operation,
-               options: Options, name: str) -> None:
-    """Refuse the file (cc.ConfigError, exit 2) if a cell is Excel's scientific notation or two
-    rows ask one enrollment for different states. rows() yields (line, values) afresh;
-    memory stays small: only rows whose user appears twice are kept, on a second pass."""
-    repeated = _repeated_users(rows(), name)
+               options: Options, name: str, base_url: str) -> None:
+    """Refuse the file (cc.ConfigError, exit 2) if a cell is Excel's scientific notation, a
+    course URL is of another Canvas than base_url, or two rows ask one enrollment for
+    different states. rows() yields (line, values) afresh; memory stays small: only rows
+    whose user appears twice are kept, on a second pass."""
+    repeated = _repeated_users(rows(), name, base_url)
     if not repeated:
         return
     seen: dict[tuple, list[Request]] = {}
@@ -41,6 +43,7 @@ def check_rows(rows: Callable[[], Iterable[tuple[int, dict]]], operation: Operat
         if hash((values.get("course_id"), values.get("sis_user_id"))) not in repeated:
             continue
         try:
+            values = {**values, "course_id": course_id(values.get("course_id") or "", base_url)}
             request = operation.request(values, options, line)
         except ValueError:
             continue  # a bad row fails alone, as in the run
@@ -54,7 +57,7 @@ def check_rows(rows: Callable[[], Iterable[tuple[int, dict]]], operation: Operat
         mine.append(request)
 
 
-def _repeated_users(rows: Iterable[tuple[int, dict]], name: str) -> set[int]:
+def _repeated_users(rows: Iterable[tuple[int, dict]], name: str, base_url: str) -> set[int]:
     """Hashes of (course, SIS ID) found on more than one row; Excel's marks refused on the way."""
     once: set[int] = set()
     twice: set[int] = set()
@@ -65,6 +68,10 @@ def _repeated_users(rows: Iterable[tuple[int, dict]], name: str) -> set[int]:
                 raise cc.ConfigError(
                     f"{name} line {line}: {column} {value!r} is a number as Excel shows it in "
                     f"scientific notation, its digits lost; {TEXT_COLUMN_HINT}")
+        try:
+            course_id(values.get("course_id") or "", base_url)
+        except ValueError as exc:
+            raise cc.ConfigError(f"{name} line {line}: {exc}") from None
         key = hash((values.get("course_id"), values.get("sis_user_id")))
         (twice if key in once else once).add(key)
     return twice

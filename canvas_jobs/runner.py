@@ -15,6 +15,7 @@ import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle, write
 from .checks import check_rows
+from .courses import course_id
 from .csvfile import check_csv, csv_rows, digest, open_csv
 from .guard import (EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyChanges,
                     check_change_limit, unavailable)
@@ -62,6 +63,7 @@ class Run:
         self.canvas = cc.connect(options.config, options.timeout, options.retries, options.verbose,
                                  pool=1 if self.single else options.workers, ca_bundle=options.ca_bundle)
         self.report.token = self.canvas.config.token
+        self.base_url = self.canvas.config.base_url
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
         # a batch stops whole when the run, not a row, fails (one user: the error is the answer)
@@ -121,14 +123,18 @@ class Run:
         """(rows, count, digest): the rows to run, however they were given."""
         options = self.options
         if self.single:
-            values = options.single
+            try:  # a course URL of another Canvas is a usage error, before any request
+                values = {**options.single, "course_id": course_id(options.single["course_id"], self.base_url)}
+            except ValueError as exc:
+                raise cc.ConfigError(str(exc)) from None
             return [(0, values)], 1, json.dumps(values, sort_keys=True)
         if options.undo is not None:
             return None, 0, "undo:" + self.operation.select(options, self.report.warn)
         name = "stdin" if options.csv == "-" else options.csv
         self.raw = raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
-        check_rows(lambda: csv_rows(raw, self.operation.columns, name), self.operation, self.options, name)
+        check_rows(lambda: csv_rows(raw, self.operation.columns, name), self.operation, self.options, name,
+                   self.base_url)
         return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 
     def open_journal(self, source_digest: str):
@@ -173,6 +179,7 @@ class Run:
         requests, writes = [], []
         for line, values in block:
             try:
+                values = {**values, "course_id": course_id(values.get("course_id", ""), self.base_url)}
                 requests.append(self.operation.request(values, self.options, line))
             except ValueError as exc:
                 self.report.add(line, Change(values.get("course_id", ""), values.get("sis_user_id", ""),

@@ -250,3 +250,26 @@ def test_an_unknown_option_is_named_with_the_nearest_one(canvas, course, run, ty
 def test_a_dashed_sis_id_still_gets_the_double_dash_hint(canvas, course, run):
     r = run(set_user_state, course.id, "-S1001", "inactive")
     assert r.code == 2 and "goes after --" in r.err and "unknown option" not in r.err
+
+
+def test_a_course_url_of_the_configured_canvas_is_accepted(canvas, course, run, tmp_path):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    canvas.store.enroll(canvas.store.add_user("S2"), course)
+    r = run(set_user_state, f"{canvas.url}/courses/{course.id}/users", "S1", "inactive", "--json")
+    assert r.code == 0, r.err
+    assert r.json()[0]["course_id"] == str(course.id) and canvas.store.states_of("S1") == ["inactive"]
+    csv = write_csv(tmp_path / "u.csv", "course_id,sis_user_id,state",
+                    [(f"{canvas.url}/courses/{course.id}", "S2", "inactive")])
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 0 and canvas.store.states_of("S2") == ["inactive"], r.err
+
+
+@pytest.mark.parametrize("host", ["https://canvas.example.edu", "http://127.0.0.2:1"])
+def test_a_course_url_of_another_host_is_a_usage_error(canvas, course, run, tmp_path, host):
+    r = run(set_user_state, f"{host}/courses/{course.id}/users", "S1", "inactive")
+    assert r.code == 2 and "not on the configured Canvas" in r.err and canvas.requests == []
+    csv = write_csv(tmp_path / "u.csv", "course_id,sis_user_id,state",
+                    [(course.id, "S1", "inactive"), (f"{host}/courses/{course.id}", "S2", "inactive")])
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 2 and "line 3" in r.err and "not on the configured Canvas" in r.err
+    assert canvas.requests == []
