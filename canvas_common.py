@@ -22,10 +22,14 @@ import subprocess
 import sys
 import time
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
+
+if TYPE_CHECKING:
+    from canvas_jobs.guard import Guard
 
 __version__ = "1.0"
 USER_AGENT = f"canvas-enrollment-tools/{__version__} (+python-requests)"
@@ -444,7 +448,7 @@ class Canvas:
         # told of every answer: (X-Rate-Limit-Remaining or None, throttled?)
         self.observer = lambda remaining, throttled: None
         # a batch's stop policy (canvas_jobs.guard.Guard), told of every attempt; may stop the run
-        self.guard = None
+        self.guard: Guard | None = None
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
 
     # Canvas answers throttling before doing any work, so any method may be
@@ -552,7 +556,8 @@ class Canvas:
     def get_all(self, path: str, params: dict, not_found: str) -> list:
         """GET a Canvas list, following only rel="next" links on the same host."""
         items, url, query = [], self.config.base_url + path, {**params, "per_page": PER_PAGE}
-        followed, previous = set(), None
+        followed: set[str] = set()
+        previous = None
         while url:
             resp = self.send("GET", url, params=query, not_found=not_found)
             body = _json(resp)

@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     for name, make_fault in FAULTS.items():
         cell = run_cell(name, make_fault, args.n, args.after, args.workers, args.latency_ms / 1000)
         print(f"{name:<22} {cell['seconds']:>8.2f} {cell['requests']:>9} {cell['exit']:>5} "
-              f"{cell['failed']:>7} {cell['lines']:>6} {cell['rerun']:>6} {str(cell['finished']):>9}", flush=True)
+              f"{cell['failed']:>7} {cell['lines']:>6} {cell['rerun']:>6} {cell['finished']!s:>9}", flush=True)
         messages.append(f"  {name}: {cell['message']}...")
     print("\nthe one line each printed:\n" + "\n".join(messages))
     return 0

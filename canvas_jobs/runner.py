@@ -17,8 +17,7 @@ from .changes import Change, Operation, Request, settle, write
 from .checks import check_rows
 from .courses import course_id
 from .csvfile import check_csv, csv_rows, digest, open_csv
-from .guard import (EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyChanges,
-                    check_change_limit, unavailable)
+from .guard import EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyChanges, check_change_limit, unavailable
 from .options import Options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
@@ -67,7 +66,8 @@ class Run:
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
         # a batch stops whole when the run, not a row, fails (one user: the error is the answer)
-        self.guard = self.canvas.guard = None if self.single else Guard(self.pacer)
+        self.guard: Guard | None = None if self.single else Guard(self.pacer)
+        self.canvas.guard = self.guard
         self.journal = None
         self.raw = None  # the CSV file, read twice
         self.planned: dict = {}

@@ -4,11 +4,11 @@ never lets up, lists that never end (canvas_jobs/guard.py, canvas_common.get_all
 import time
 
 import pytest
+from conftest import TOKEN, audit_records, audit_writes
+from standin import Fault, proxy_error
 
 import enroll_user
 import set_user_state
-from conftest import TOKEN, audit_records, audit_writes
-from standin import Fault, proxy_error
 
 EXIT_STOPPED = 75
 
