@@ -403,7 +403,8 @@ class Handler(BaseHTTPRequestHandler):
         if refused:
             canvas.throttled += 1
             self.settled = True
-            # request_throttle.rb sets the header from the bucket after the refusal too
+            # request_throttle.rb sets the header from the bucket after the refusal too,
+            # and sends no Retry-After (rate_limit_exceeded): the client must judge the wait
             remaining = canvas.bucket_settle(refused=True)
             status = canvas.throttle_status
             reason = "Forbidden" if status == 403 else "Too Many Requests"
@@ -423,6 +424,8 @@ class Handler(BaseHTTPRequestHandler):
         elif fault and fault.kind == "next_host":
             self.next_host = fault.location
         elif fault and fault.kind == "drop_page":
+            # page one again, and (lib/api.rb builds the links from the request's own query
+            # and the collection's next page) page one's next link again
             self.query.pop("page", None)
         elif fault and fault.kind == "bad_bookmark":
             self.query["page"] = "bookmark:bm90IGpzb24"  # a bookmark Canvas cannot decode
