@@ -131,11 +131,13 @@ class Guard:
         if hopeless:
             self.stop(f"Canvas kept rate-limiting this token for {self.THROTTLED_FOR / 60:g} minutes "
                       "with one request at a time (another program may be using the same token)")
+        # a jitter that grows while this request stays refused, so a crowd does not come back at once
+        jitter = random.uniform(0, min(self.MAX_WAIT, 0.25 * 2 ** min(tries, 6)))
         told = cc._retry_after(resp)  # Canvas sends none (request_throttle.rb); a proxy may
         if told is not None:
-            time.sleep(min(told, self.MAX_WAIT))
-        else:  # until the bucket has leaked enough, as the pacer reckons it, and a jitter
-            self.pacer.wait_for_room(random.uniform(0, min(self.MAX_WAIT, 0.25 * 2 ** min(tries, 6))))
+            time.sleep(min(max(told, jitter), self.MAX_WAIT))
+        else:  # until the bucket has leaked enough, as the pacer reckons it
+            self.pacer.wait_for_room(jitter)
 
     def stop(self, reason: str):
         with self.lock:

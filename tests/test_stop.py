@@ -5,7 +5,7 @@ import time
 
 import pytest
 from conftest import TOKEN, audit_records, audit_writes
-from standin import Fault, proxy_error
+from standin import Fault, proxy_error, throttled
 
 import enroll_user
 import set_user_state
@@ -273,3 +273,18 @@ def test_a_course_url_of_another_host_is_a_usage_error(canvas, course, run, tmp_
     r = run(set_user_state, "--csv", csv)
     assert r.code == 2 and "line 3" in r.err and "not on the configured Canvas" in r.err
     assert canvas.requests == []
+
+
+def test_throttling_that_never_lets_up_stops_the_run(canvas, course, batch, run, monkeypatch):
+    from canvas_jobs.guard import Guard
+    monkeypatch.setattr(Guard, "THROTTLED_FOR", 3.0)  # minutes in real runs; seconds here
+    csv, log = batch
+    mark = after_writes(canvas, 20, lambda: canvas.fault(throttled(429, times=10 ** 9)))
+    r = run(set_user_state, "--csv", csv, "--log", log)
+    assert r.code == EXIT_STOPPED
+    line = stop_line(r.err)
+    assert "stopped: Canvas kept rate-limiting this token" in line and "failed 0" in line
+    assert len(canvas.requests) - mark[0] < 200  # waited between tries, never hammered
+    canvas.faults.clear()
+    r = run(set_user_state, "--csv", csv, "--log", log)
+    assert r.code == 0 and set(states(canvas, course)) == {"inactive"}, r.err
