@@ -23,7 +23,6 @@ reports whether it finished the job. Each cell takes a few seconds.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -34,9 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from standin import Fault, StandinCanvas  # noqa: E402
-
-TOKEN = "bench-token-3c1f"
+from bench_pacing import TOKEN, batch_command, build  # noqa: E402
+from standin import Fault  # noqa: E402
 
 
 def maintenance():
@@ -57,15 +55,9 @@ FAULTS = {"maintenance (503)": maintenance, "server error (500)": server_error,
           "revoked token (401)": None, "no answer (timeout)": silent}
 
 
-def run_cell(name, make_fault, n, after, workers, latency):
-    canvas = StandinCanvas().start()
-    store = canvas.store
-    store.tokens[TOKEN] = "admin"
-    course = store.add_course("Big course", "BIG-2027")
-    for i in range(n):
-        store.enroll(store.add_user(f"S{i:05d}"), course)
-    canvas.latency = (latency, latency)
-    mark = {}
+def run_cell(make_fault, n, after, workers, latency):
+    canvas = build(n, latency, 0.0)
+    canvas.bucket, store, mark = None, canvas.store, {}
 
     def begin():
         mark.update(requests=len(canvas.requests), time=time.monotonic())
@@ -76,15 +68,8 @@ def run_cell(name, make_fault, n, after, workers, latency):
     canvas.fault(Fault("delay", method="DELETE", skip=after, times=1, then=begin))
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            csv = Path(tmp, "inactive.csv")
-            csv.write_text("course_id,sis_user_id,state\n" +
-                           "".join(f"sis_course_id:BIG-2027,S{i:05d},inactive\n" for i in range(n)))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
-            env.update(CANVAS_URL=canvas.url, CANVAS_TOKEN=TOKEN)
-            args = [sys.executable, str(ROOT / "set_user_state.py"), "--csv", str(csv),
-                    "--log", str(Path(tmp, "audit.jsonl")), "--timeout", "1"]
-            if workers:
-                args += ["--workers", str(workers)]
+            args, env = batch_command(ROOT, tmp, canvas, n, workers)
+            args += ["--timeout", "1"]
             proc = subprocess.run(args, env=env, cwd=tmp, capture_output=True, text=True)
             stopped = time.monotonic()
             requests_after = len(canvas.requests) - mark.get("requests", len(canvas.requests))
@@ -114,7 +99,7 @@ def main(argv=None) -> int:
           f"{'rerun':>6} {'job done':>9}", flush=True)
     messages = []
     for name, make_fault in FAULTS.items():
-        cell = run_cell(name, make_fault, args.n, args.after, args.workers, args.latency_ms / 1000)
+        cell = run_cell(make_fault, args.n, args.after, args.workers, args.latency_ms / 1000)
         print(f"{name:<22} {cell['seconds']:>8.2f} {cell['requests']:>9} {cell['exit']:>5} "
               f"{cell['failed']:>7} {cell['lines']:>6} {cell['rerun']:>6} {cell['finished']!s:>9}", flush=True)
         messages.append(f"  {name}: {cell['message']}...")
