@@ -36,8 +36,8 @@ class RunStopped(Exception):
 class TooManyChanges(Exception):
     """--max-changes would be passed: no more writes; str() says how many, then what to do."""
 
-    then = ("check the file (--dry-run counts its changes), then run the same command with a "
-            "higher --max-changes to go on")
+    then = ("check what it would change (--dry-run counts the changes), then run the same command "
+            "with a higher --max-changes to go on")
 
 
 def check_change_limit(limit: int | None, started: int, planned: int):

@@ -259,6 +259,8 @@ class Run:
         write's outcome was known: its intent stays open for the next run to settle.
         """
         try:
+            if self.guard and self.guard.reason:  # the run stopped while this one waited its turn
+                return line, None, None
             seq = self.journal.intent(change.intent_fields()) if self.journal else None
             try:
                 done = write(self.canvas, change)

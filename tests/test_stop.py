@@ -4,7 +4,7 @@ never lets up, lists that never end (canvas_jobs/guard.py, canvas_common.get_all
 import time
 
 import pytest
-from conftest import TOKEN, audit_records, audit_writes
+from conftest import TOKEN, audit_records, audit_writes, run_script
 from standin import Fault, proxy_error, throttled
 
 import enroll_user
@@ -288,3 +288,14 @@ def test_throttling_that_never_lets_up_stops_the_run(canvas, course, batch, run,
     canvas.faults.clear()
     r = run(set_user_state, "--csv", csv, "--log", log)
     assert r.code == 0 and set(states(canvas, course)) == {"inactive"}, r.err
+
+
+def test_a_stop_as_a_process_is_one_line_and_exit_75(canvas, course, batch):
+    csv, log = batch
+    canvas.store.tokens[TOKEN] = "expired"
+    r = run_script("set_user_state.py", "--csv", csv, "--log", log,
+                   env={"CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN})
+    assert r.code == EXIT_STOPPED and r.out == ""
+    line = stop_line(r.err)
+    assert "Expired access token" in line and "after 0 of 300 rows" in line and "300 not done" in line
+    assert len(canvas.requests) == 1 and "Traceback" not in r.err
