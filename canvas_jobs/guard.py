@@ -140,7 +140,12 @@ class Guard:
             self.pacer.wait_for_room(jitter)
 
     def stop(self, reason: str):
+        self.halt(reason)
+        raise RunStopped(self.reason)
+
+    def halt(self, reason: str):
+        """No attempt from now on (Ctrl-C, SIGTERM, a closed stdout): a request waiting out
+        throttling gives up instead of keeping the run alive."""
         with self.lock:
             if self.reason is None:
                 self.reason, self.stopped_at = reason, time.monotonic()
-        raise RunStopped(self.reason)

@@ -166,7 +166,9 @@ class Run:
                 self.drain(0)
                 for line, change in self.held:  # the run went on: they did fail
                     self.report.add(line, change)
-            except BaseException:
+            except BaseException as exc:
+                if self.guard:  # requests still waiting out throttling give up; those sent finish
+                    self.guard.halt(str(exc) or type(exc).__name__)
                 for future in self.pending:
                     future.cancel()  # not started: not written; started: finish and get logged
                 self.drain(0)

@@ -1,10 +1,13 @@
 """When the whole run fails the run stops: a revoked token, Canvas down, throttling that
 never lets up, lists that never end (canvas_jobs/guard.py, canvas_common.get_all)."""
 
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
-from conftest import TOKEN, audit_records, audit_writes, run_script
+from conftest import ROOT, TOKEN, audit_records, audit_writes, run_script
 from standin import Fault, proxy_error, throttled
 
 import enroll_user
@@ -299,3 +302,23 @@ def test_a_stop_as_a_process_is_one_line_and_exit_75(canvas, course, batch):
     line = stop_line(r.err)
     assert "Expired access token" in line and "after 0 of 300 rows" in line and "300 not done" in line
     assert len(canvas.requests) == 1 and "Traceback" not in r.err
+
+
+def test_ctrl_c_while_throttled_stops_at_once(canvas, course, batch, config):
+    csv, log = batch
+    canvas.fault(Fault("delay", method="DELETE", skip=20, times=1, then=lambda: canvas.fault(
+        Fault("status", status=429, body="429 Too Many Requests (Rate Limit Exceeded)\n",
+              headers={"Content-Type": "text/plain", "X-Rate-Limit-Remaining": "0.0"}, times=10 ** 9))))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "set_user_state.py"), "--csv", csv, "--log", log,
+                             "--config", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while canvas.throttled == 0 and len([r for r in canvas.requests if r["method"] == "DELETE"]) < 25:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert time.monotonic() - started < 5  # throttled requests gave up; nothing kept it alive
