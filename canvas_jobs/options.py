@@ -89,7 +89,8 @@ def build_parser(operation: Operation, usage: str, description: str) -> Parser:
     parser.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
                         help="seconds to wait for each Canvas answer (default: 30)")
     parser.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
-                        help="retries after throttling or a Canvas outage (default: 5)")
+                        help="retries after throttling or a Canvas outage (default: 5); in a batch "
+                             "a throttled request waits its turn instead, uncounted")
     parser.add_argument("--ca-bundle", metavar="FILE",
                         help="trust the CA certificates in this PEM file (a network that inspects "
                              "TLS); default: the config's ca_bundle, else REQUESTS_CA_BUNDLE, "
