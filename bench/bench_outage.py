@@ -31,10 +31,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bench_pacing import TOKEN, batch_command, build  # noqa: E402
 from standin import Fault  # noqa: E402
+
+from bench.bench_pacing import TOKEN, batch_command, build  # noqa: E402
 
 
 def maintenance():

@@ -317,7 +317,7 @@ def test_ctrl_c_while_throttled_stops_at_once(canvas, course, batch, config):
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     try:
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
