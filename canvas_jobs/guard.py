@@ -83,6 +83,7 @@ class Guard:
         self.reason: str | None = None
         self.stopped_at: float | None = None  # time.monotonic() of the stop (bench/)
         self.unavailable = 0  # attempts in a row that found Canvas unavailable
+        self.last_failure = ""
         self.throttled_since: float | None = None
 
     def before(self):
@@ -115,11 +116,18 @@ class Guard:
     def count_unavailable(self, what: str):
         with self.lock:
             self.unavailable += 1
-            self.throttled_since = None
+            self.throttled_since, self.last_failure = None, what
             if self.unavailable < self.UNAVAILABLE_IN_A_ROW:
                 return
         self.stop(f"Canvas is unavailable ({self.UNAVAILABLE_IN_A_ROW} requests in a row failed; "
                   f"the last: {what})")
+
+    def stop_if_down(self):
+        """At the end of a run: RunStopped if its last requests found Canvas unavailable with no
+        answer since (a small batch can end before UNAVAILABLE_IN_A_ROW)."""
+        if self.unavailable:
+            self.stop(f"Canvas is unavailable (the last {self.unavailable} requests failed; "
+                      f"the last: {self.last_failure})")
 
     def wait_turn(self, resp: requests.Response, tries: int):
         """Throttled: wait until the pacer's bucket has room (plus jitter), unless it is hopeless."""

@@ -164,7 +164,9 @@ class Run:
                         block = []
                 self.run_block(block)
                 self.drain(0)
-                for line, change in self.held:  # the run went on: they did fail
+                if self.held and self.guard:
+                    self.guard.stop_if_down()  # the run ended inside an outage: a stop, not failed rows
+                for line, change in self.held:  # Canvas answered since: they did fail
                     self.report.add(line, change)
             except BaseException as exc:
                 if self.guard:  # requests still waiting out throttling give up; those sent finish
