@@ -23,11 +23,14 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote, urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
+
+if TYPE_CHECKING:
+    from canvas_jobs.guard import Guard
 
 __version__ = "1.0"
 USER_AGENT = f"canvas-enrollment-tools/{__version__} (+python-requests)"
@@ -52,6 +55,9 @@ PER_PAGE = 100  # Canvas's maximum; fewer round trips
 # query short enough that Canvas's next-page link fits its 6 KiB Link header
 # (lib/api.rb) beside the other links and a long host name.
 MAX_QUERY_IDS, MAX_QUERY_CHARS = 100, 1500
+# pages per lookup: one lookup asks for at most 100 users, so 200 pages of 100
+# rows (200 enrollments each) is far past any real answer and bounds a list that never ends
+MAX_PAGES = 200
 RUBY_SPACE = " \t\n\v\f\r\0"  # what Ruby's strip removes (Python's strip removes more)
 
 
@@ -335,8 +341,15 @@ def sis_ref(column: str, value: str) -> str:
     return f"{column}:{value}"
 
 
+# a course as the browser's address bar shows it: https://HOST/courses/4711/users
+COURSE_URL = re.compile(r"https?://[^/?#\s]+/courses/(?P<id>\d+)(?:[/?#]\S*)?")
+
+
 def parse_course(text: str) -> str:
-    """A course argument, checked: numeric id or sis_course_id:XYZ; ValueError otherwise."""
+    """A course argument, checked: numeric id, sis_course_id:XYZ or a course URL (whose host the
+    runner checks, canvas_jobs/courses.py); ValueError otherwise."""
+    if COURSE_URL.fullmatch(text.strip()):
+        return text
     return _canvas_id(text, "course", "sis_course_id")
 
 
@@ -472,6 +485,8 @@ class Canvas:
         self.session = make_session(config.token)
         # told of every answer: (X-Rate-Limit-Remaining or None, throttled?)
         self.observer = lambda remaining, throttled: None
+        # a batch's stop policy (canvas_jobs.guard.Guard), told of every attempt; may stop the run
+        self.guard: Guard | None = None
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
         self._lists: dict[str, list] = {}  # a course's sections, asked once
         self.known_users: set[str] = set()  # user refs a roster just showed: they exist
@@ -501,9 +516,12 @@ class Canvas:
         if not url.startswith("http"):
             url = self.config.base_url + url
         first = time.monotonic()
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
+        attempt = throttles = 0
+        while True:
+            last = attempt >= self.retries
             started = time.monotonic()
+            if self.guard:
+                self.guard.before()
             try:
                 resp = self.session.request(
                     method, url, params=params, data=data, timeout=self.timeout,
@@ -513,15 +531,22 @@ class Canvas:
             except requests.RequestException as exc:
                 self._log(method, url, params, type(exc).__name__, started)
                 error = self._network_error(exc, method, attempt + 1, time.monotonic() - first)
+                if self.guard:
+                    self.guard.failed(error)
                 if last or error.final or (error.unclear and method != "GET"):
                     raise error from None
                 self._backoff(attempt, None)
+                attempt += 1
                 continue
             self._log(method, resp.url, None, resp.status_code, started)
             self.observer(_remaining(resp), is_throttled(resp))
+            if self.guard and self.guard.answered(resp, throttles):
+                throttles += 1  # back-pressure: it waited its turn and goes again, not a retry
+                continue
             retryable = is_throttled(resp) or (method == "GET" and resp.status_code in (502, 503, 504))
             if retryable and not last:
                 self._backoff(attempt, _retry_after(resp))
+                attempt += 1
                 continue
             if 300 <= resp.status_code < 400:
                 raise CanvasBadResponse(
@@ -581,14 +606,22 @@ class Canvas:
         items: list = []
         url: str | None = self.config.base_url + path
         query: dict | None = {**params, "per_page": PER_PAGE}
+        followed: set[str] = set()
+        previous = None
         while url:
             resp = self.send("GET", url, params=query, not_found=not_found)
             body = _json(resp)
             if not isinstance(body, list):
                 raise CanvasBadResponse("Canvas answered a list request with something that is not a list")
+            _check_progress(body, previous, len(followed))
             items += body
+            followed.add(url)
             links = parse_links(resp.headers.get("Link", ""))
-            url, query = links.get("next"), None  # the link carries the query
+            url, query, previous = links.get("next"), None, body  # the link carries the query
+            if url in followed:
+                raise CanvasBadResponse(
+                    "Canvas's next-page link leads back to a page already read (a proxy that "
+                    "drops the page parameter?), so the list would never end; nothing was changed")
             if url and _origin(url) != self.config.base_url:
                 raise CanvasBadResponse(
                     f"Canvas's next-page link points at {_origin(url)}, not "
@@ -777,6 +810,23 @@ def parse_links(header: str) -> dict[str, str]:
     return links
 
 
+def _check_progress(page: list, previous: list | None, pages: int):
+    """A list that does not move on is refused, not followed forever.
+
+    Canvas answers page one again for a bookmark it cannot decode
+    (gems/bookmarked_collection/lib/bookmarked_collection/collection.rb), with
+    the same next link; a proxy that drops the page parameter does the same.
+    """
+    if page and page == previous:
+        raise CanvasBadResponse(
+            "Canvas answered the next page with the same rows as the page before (a page "
+            "link it could not read?), so the list would never end; nothing was changed")
+    if pages >= MAX_PAGES:
+        raise CanvasBadResponse(
+            f"a list from Canvas ran past {MAX_PAGES} pages of {PER_PAGE}; stopped reading it "
+            "and nothing was changed")
+
+
 def _per_page(links: dict[str, str]) -> int:
     """The page size Canvas used, from its links, else the one asked for."""
     for url in links.values():
@@ -856,8 +906,11 @@ def users_enrollments(canvas: Canvas, course: str, sis_ids: list[str], map: Mapp
 def no_such_user(sis_id: str) -> CanvasNotFound:
     """The one wording of 'unknown SIS ID', for every script and path."""
     spaces = " (it has leading or trailing spaces)" if sis_id != sis_id.strip() else ""
+    # Excel and other spreadsheets read 000140 as the number 140
+    zeros = "; if it came from a spreadsheet, leading zeros may have been dropped (000140 saved " \
+        "as 140): keep the column as text" if sis_id.isascii() and sis_id.isdigit() else ""
     return CanvasNotFound(
-        f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive)")
+        f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive){zeros}")
 
 
 # The commands pip, pipx and uv put on PATH (pyproject.toml [project.scripts]).

@@ -71,19 +71,23 @@ def build(n: int, latency: float, cost: float) -> StandinCanvas:
     return canvas
 
 
+def batch_command(root: Path, tmp: str, canvas: StandinCanvas, n: int, workers) -> tuple[list, dict]:
+    """(argv, environment) of `set_user_state.py --csv` setting the N students of build() inactive."""
+    csv = Path(tmp, "inactive.csv")
+    csv.write_text("course_id,sis_user_id,state\n" +
+                   "".join(f"sis_course_id:BIG-2027,S{i:05d},inactive\n" for i in range(n)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
+    env.update(CANVAS_URL=canvas.url, CANVAS_TOKEN=TOKEN)
+    args = [sys.executable, str(root / "set_user_state.py"), "--csv", str(csv),
+            "--log", str(Path(tmp, "audit.jsonl"))]
+    return args + (["--workers", str(workers)] if workers else []), env
+
+
 def run_cell(root: Path, n: int, latency: float, cost: float, workers) -> dict:
     canvas = build(n, latency, cost)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            csv = Path(tmp, "inactive.csv")
-            csv.write_text("course_id,sis_user_id,state\n" +
-                           "".join(f"sis_course_id:BIG-2027,S{i:05d},inactive\n" for i in range(n)))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
-            env.update(CANVAS_URL=canvas.url, CANVAS_TOKEN=TOKEN)
-            args = [sys.executable, str(root / "set_user_state.py"), "--csv", str(csv),
-                    "--log", str(Path(tmp, "audit.jsonl"))]
-            if workers:
-                args += ["--workers", str(workers)]
+            args, env = batch_command(root, tmp, canvas, n, workers)
             start = time.monotonic()
             proc = subprocess.run(args, env=env, cwd=tmp, capture_output=True, text=True)
             seconds = time.monotonic() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
@@ -38,6 +39,7 @@ class Options:
     workers: int = DEFAULT_WORKERS
     log: str | None = None
     ca_bundle: str | None = None
+    max_changes: int | None = None  # the change guard: stop before more changes than this
     extra: dict = dataclasses.field(default_factory=dict)  # an operation's own options
     round: rounds.RoundOptions | None = None  # --from OLD_COURSE: rows from the old round
 
@@ -59,11 +61,22 @@ class Parser(argparse.ArgumentParser):
         return super().parse_args(self.argv, namespace)
 
     def error(self, message: str) -> NoReturn:
-        dashed = [a for a in self.argv if a.startswith("-") and a != "--" and
-                  a.split("=", 1)[0] not in self._option_string_actions]
+        options = self.argv[:self.argv.index("--")] if "--" in self.argv else self.argv
+        dashed = [a for a in options if a.startswith("-") and a.split("=", 1)[0] not in self._option_string_actions]
         hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
                f"COURSE {dashed[0]} ..." if dashed and "--" not in self.argv else ""
+        near = self.nearest(dashed[0]) if dashed and dashed[0].startswith("--") else None
+        if near:  # a typo, or an option of another version: not a SIS ID
+            message, hint = f"unknown option {dashed[0].split('=', 1)[0]}; did you mean {near}?", ""
         self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
+
+    def nearest(self, typed: str) -> str | None:
+        """The real long option closest to one typed (--dryrun: --dry-run), if any is close."""
+        names = [o for o in self._option_string_actions if o.startswith("--")]
+        typed = typed.split("=", 1)[0]
+        close = difflib.get_close_matches(typed, names, n=1, cutoff=0.6) or \
+            difflib.get_close_matches(typed.replace("_", "-").lower(), names, n=1, cutoff=0.6)
+        return close[0] if close else None
 
 
 def build_parser(operation: Operation[Any], usage: str, description: str, epilog: str | None = None) -> Parser:
@@ -82,7 +95,8 @@ def build_parser(operation: Operation[Any], usage: str, description: str, epilog
     parser.add_argument("--timeout", type=positive_float, default=30.0, metavar="SECONDS",
                         help="seconds to wait for each Canvas answer (default: 30)")
     parser.add_argument("--retries", type=non_negative_int, default=5, metavar="N",
-                        help="retries after throttling or a Canvas outage (default: 5)")
+                        help="retries after throttling or a Canvas outage (default: 5); in a batch "
+                             "a throttled request waits its turn instead, uncounted")
     parser.add_argument("--ca-bundle", metavar="FILE",
                         help="trust the CA certificates in this PEM file (a network that inspects "
                              "TLS); default: the config's ca_bundle, else REQUESTS_CA_BUNDLE, "
@@ -99,6 +113,9 @@ def build_parser(operation: Operation[Any], usage: str, description: str, epilog
     group.add_argument("--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
                        help="most writes in flight at once, 1-32; fewer when Canvas's rate "
                             f"limiter asks (default: {DEFAULT_WORKERS})")
+    group.add_argument("--max-changes", type=non_negative_int, metavar="N",
+                       help="stop before making more than N changes (a wrong file must not change "
+                            "a whole faculty); --dry-run's summary gives the count")
     group.add_argument("--log", metavar="FILE",
                        help=f"audit log to append to (batches default to ./{DEFAULT_LOG})")
     add_round_arguments(parser)
@@ -167,6 +184,7 @@ def parse_options(operation: Operation[Any], parser: Parser, argv: Sequence[str]
                    undo=args.undo, run_id=args.run, config=args.config, dry_run=args.dry_run,
                    as_json=args.json, verbose=args.verbose, timeout=args.timeout,
                    retries=args.retries, workers=args.workers, log=args.log, ca_bundle=args.ca_bundle,
+                   max_changes=args.max_changes,
                    extra=operation.extra_options(args), round=round_from)
 
 

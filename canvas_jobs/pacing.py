@@ -36,6 +36,12 @@ class Pacer:
                     return
             time.sleep(0.002)
 
+    def wait_for_room(self, at_least: float) -> None:
+        """A throttled request's turn: when the bucket has room again, and not before at_least seconds."""
+        with self.lock:
+            until = max(self.not_before, time.monotonic() + at_least)
+        time.sleep(max(0.0, until - time.monotonic()))
+
     def release(self) -> None:
         with self.lock:
             self.in_flight -= 1

@@ -94,13 +94,15 @@ class Report:
             self.drawn = False
 
     def summary(self) -> str:
-        dry = " (dry run: nothing changed)" if self.options.dry_run else ""
+        changes = self.counts["created"] + self.counts["changed"]
+        dry = f" (dry run: nothing changed; {changes} changes: --max-changes {changes} allows them)" \
+            if self.options.dry_run else ""
         return ", ".join(f"{k} {v}" for k, v in self.counts.items()) + dry
 
-    def finish(self, stopped: str | None = None) -> int:
+    def finish(self, stopped: str | None = None, then: str = "run the same command again to finish") -> int:
         if stopped:
-            self.warn(f"{stopped} after {self.done} of {self.total} rows "
-                      f"({self.summary()}); run the same command again to finish")
+            self.warn(f"{stopped}; after {self.done} of {self.total} rows ({self.summary()}; "
+                      f"{self.total - self.done} not done); {then}")
             return cc.EXIT_CANVAS
         if self.batch:
             self.warn(f"summary: {self.summary()}")

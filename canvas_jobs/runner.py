@@ -18,7 +18,10 @@ import canvas_journal as audit
 import canvas_rounds as rounds
 
 from .changes import Change, Operation, Request, settle, write
+from .checks import check_rows
+from .courses import course_id
 from .csvfile import check_csv, csv_rows, digest, open_csv
+from .guard import EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyChanges, check_change_limit, unavailable
 from .options import Options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
@@ -68,11 +71,16 @@ class Run:
         self.canvas = cc.connect(options.config, options.timeout, options.retries, options.verbose,
                                  pool=1 if self.single else options.workers, ca_bundle=options.ca_bundle)
         self.report.token = self.canvas.config.token
+        self.base_url = self.canvas.config.base_url
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
+        # a batch stops whole when the run, not a row, fails (one user: the error is the answer)
+        self.guard: Guard | None = None if self.single else Guard(self.pacer)
+        self.canvas.guard = self.guard
         self.journal: audit.Journal | None = None
         self.raw: IO[bytes] | None = None  # the CSV file, read twice
         self.planned: dict = {}
+        self.started = 0  # writes this run has started, for --max-changes
         # course -> ({SIS ID: active and inactive enrollments}, {SIS ID: ended ones}), read in bulk by the source
         self.known: dict = {}
 
@@ -107,6 +115,11 @@ class Run:
             return self.stop("terminated", 143)
         except OutputClosed:
             return self.stop("stopped: stdout was closed", EXIT_OUTPUT_CLOSED)
+        except RunStopped as exc:
+            return self.stop(f"stopped: {exc}", EXIT_STOPPED)
+        except TooManyChanges as exc:
+            self.report.finish(stopped=f"{self.options.prog}: stopped: {exc}", then=exc.then)
+            return EXIT_CHANGE_LIMIT
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -122,22 +135,31 @@ class Run:
         """(rows, count, digest): the rows to run, however they were given (undo's are read later)."""
         options = self.options
         if options.single is not None:
-            values = options.single
+            try:  # a course URL of another Canvas is a usage error, before any request
+                values = {**options.single, "course_id": course_id(options.single["course_id"], self.base_url)}
+            except ValueError as exc:
+                raise cc.ConfigError(str(exc)) from None
             return [(0, values)], 1, json.dumps(values, sort_keys=True)
         if isinstance(self.operation, Undo):
             return [], 0, "undo:" + self.operation.select(options, self.report.warn)
         if options.round is not None:
-            taken = rounds.read_round(self.canvas, options.round, self.operation.name)
-            self.known = {options.round.new: (taken.known, taken.ended)}
+            try:  # courses pasted from the browser, as for one user
+                round_from = dataclasses.replace(options.round, old=course_id(options.round.old, self.base_url),
+                                                 new=course_id(options.round.new, self.base_url))
+            except ValueError as exc:
+                raise cc.ConfigError(str(exc)) from None
+            taken = rounds.read_round(self.canvas, round_from, self.operation.name)
+            self.known = {round_from.new: (taken.known, taken.ended)}
             self.report.notes = taken.notes
-            if options.round.export:
-                rounds.export(options.round.export, self.operation.columns + self.operation.optional,
-                              taken.rows)
-            return taken.rows, len(taken.rows), options.round.digest()
+            if round_from.export:
+                rounds.export(round_from.export, self.operation.columns + self.operation.optional, taken.rows)
+            return taken.rows, len(taken.rows), round_from.digest()
         assert options.csv is not None  # parse_options: one user, --csv, --from or --undo
         name = "stdin" if options.csv == "-" else options.csv
         self.raw = raw = open_csv(options.csv)
         total = check_csv(raw, self.operation.columns, name)
+        check_rows(lambda: csv_rows(raw, self.operation.columns, name), self.operation, self.options, name,
+                   self.base_url)
         return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 
     def open_journal(self, source_digest: str) -> None:
@@ -159,6 +181,7 @@ class Run:
         with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
             self.pool = pool
             self.pending: set[Future] = set()
+            self.held: list[tuple[int, Change]] = []
             try:
                 block = []
                 for row in rows:
@@ -168,7 +191,13 @@ class Run:
                         block = []
                 self.run_block(block)
                 self.drain(0)
-            except BaseException:
+                if self.held and self.guard:
+                    self.guard.stop_if_down()  # the run ended inside an outage: a stop, not failed rows
+                for line, change in self.held:  # Canvas answered since: they did fail
+                    self.report.add(line, change)
+            except BaseException as exc:
+                if self.guard:  # requests still waiting out throttling give up; those sent finish
+                    self.guard.halt(str(exc) or type(exc).__name__)
                 for future in self.pending:
                     future.cancel()  # not started: not written; started: finish and get logged
                 self.drain(0)
@@ -178,9 +207,10 @@ class Run:
         self.drain(0)
         self.stop_if_output_closed()
         self.planned = {}
-        requests = []
+        requests, writes = [], []
         for line, values in block:
             try:
+                values = {**values, "course_id": course_id(values.get("course_id", ""), self.base_url)}
                 requests.append(self.operation.request(values, self.options, line))
             except ValueError as exc:
                 self.report.add(line, Change(values.get("course_id", ""), values.get("sis_user_id", ""),
@@ -193,20 +223,23 @@ class Run:
                 self.operation.prepare(self.canvas, course, mine, found, self.paced_map, ended)
             except cc.CanvasError as exc:
                 for r in mine:
-                    self.report.add(r.line, Change(course, r.sis_id, "failed",
-                                                   dry_run=self.options.dry_run, error=str(exc)))
+                    self.failed(r.line, Change(course, r.sis_id, "failed",
+                                               dry_run=self.options.dry_run, error=str(exc)), exc)
                 continue
             for r in mine:
-                self.plan(r, found.get(r.sis_id, []))
+                writes += self.plan(r, found.get(r.sis_id, []))
+        self.submit(writes)
 
-    def plan(self, request: Request, rows: list[dict]) -> None:
+    def plan(self, request: Request, rows: list[dict]) -> list[tuple[int, Change]]:
+        """Report what needs no write; return the (line, Change) writes to make."""
         try:
             changes = self.operation.plan(self.canvas, request, rows, self.options.dry_run)
         except cc.CanvasError as exc:
-            self.report.add(request.line, Change(request.course, request.sis_id, "failed",
-                                                 dry_run=self.options.dry_run, error=str(exc)))
-            return
+            self.failed(request.line, Change(request.course, request.sis_id, "failed",
+                                             dry_run=self.options.dry_run, error=str(exc)), exc)
+            return []
         self.report.expect(request.line, len(changes))
+        writes = []
         for change in changes:
             key = (change.course_id, change.enrollment_id) if change.enrollment_id else \
                 (change.course_id, change.sis_user_id, change.role, change.section)
@@ -218,15 +251,25 @@ class Run:
                 self.report.add(request.line, change)
                 continue
             self.planned[key] = request.line
+            writes.append((request.line, change))
+        return writes
+
+    def submit(self, writes: list[tuple[int, Change]]):
+        """A block's writes into the paced pool, unless they would pass --max-changes."""
+        check_change_limit(self.options.max_changes, self.started, len(writes))
+        for line, change in writes:
             self.drain(self.options.workers * 2)  # a bounded queue: memory stays flat
             self.stop_if_output_closed()
             self.pacer.acquire()
-            self.pending.add(self.pool.submit(self.write, request.line, change))
+            self.started += 1
+            self.pending.add(self.pool.submit(self.write, line, change))
 
     def stop_if_output_closed(self) -> None:
-        """A closed stdout (| head) stops a batch before its next write, as Ctrl-C does."""
+        """A closed stdout (| head), or a run-level failure, stops a batch before its next write."""
         if self.report.closed and not self.single:
             raise OutputClosed()
+        if self.guard:
+            self.guard.before()
 
     def paced_map(self, fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
         """map() through the pool, no more in flight than the pacer allows."""
@@ -242,17 +285,28 @@ class Run:
         finally:
             self.pacer.release()
 
-    def write(self, line: int, change: Change) -> tuple[int, Change]:
-        """In a worker: intent on disk, the write, its result on disk."""
+    def write(self, line: int, change: Change) -> tuple[int, Change | None, cc.CanvasError | None]:
+        """In a worker: intent on disk, the write, its result on disk.
+
+        Returns (line, Change), or (line, None) when the run stopped before the
+        write's outcome was known: its intent stays open for the next run to settle.
+        """
         try:
+            if self.guard and self.guard.reason:  # the run stopped while this one waited its turn
+                return line, None, None
             seq = self.journal.intent(change.intent_fields()) if self.journal else None
             try:
                 done = write(self.canvas, change)
             except cc.CanvasError as exc:
+                if self.guard and unavailable(exc):
+                    # perhaps made: the intent stays open for the next run or --undo to settle
+                    return line, change.failed(str(exc)), exc
                 done = change.failed(str(exc))
+            except RunStopped:
+                return line, None, None
             if self.journal and seq is not None:
                 self.journal.result(seq, done.result_fields())
-            return line, done
+            return line, done, None
         finally:
             self.pacer.release()
 
@@ -260,8 +314,16 @@ class Run:
         while len(self.pending) > limit:
             finished, self.pending = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
-                if not future.cancelled():
-                    self.report.add(*future.result())
+                if not future.cancelled() and future.result()[1] is not None:
+                    self.failed(*future.result())
+
+    def failed(self, line: int, change: Change, exc: cc.CanvasError | None):
+        """Report a row; one that failed because Canvas was unavailable waits: if the run
+        stops, it is a row not done, not a failed one."""
+        if exc is not None and self.guard and unavailable(exc):
+            self.held.append((line, change))
+        else:
+            self.report.add(line, change)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:

@@ -152,8 +152,12 @@ class Fault:
     "reset" does the work, then closes the connection without an answer;
     "truncated" sends half a body; "not_json" answers 200 with HTML;
     "redirect" answers 302 to location; "next_host" makes list links point at
-    location; "no_links" drops the Link header. then() runs when the fault is
-    taken: another admin acting at that moment.
+    location; "no_links" drops the Link header; "drop_page" answers as if the
+    request had no page parameter (a proxy that drops it); "bad_bookmark" as if
+    its bookmark were one Canvas cannot decode. The first skip
+    matching requests pass untouched (a fault in the middle of a batch). then()
+    runs when the fault is taken: another admin acting at that moment, a token
+    revoked, an outage beginning.
     """
 
     kind: str
@@ -166,6 +170,7 @@ class Fault:
     seconds: float = 0.0
     location: str = "https://evil.example.com"
     then: Callable[[], None] | None = None
+    skip: int = 0
 
     def matches(self, method, path):
         return self.times > 0 and re.fullmatch(self.method, method) and re.search(self.path, path)
@@ -408,7 +413,9 @@ class StandinCanvas:
     def take_fault(self, method, path):
         with self._log_lock:
             for fault in self.faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path) and fault.skip > 0:
+                    fault.skip -= 1
+                elif fault.matches(method, path):
                     fault.times -= 1
                     if fault.then:
                         with self.store.lock:
@@ -510,7 +517,8 @@ class Handler(BaseHTTPRequestHandler):
         if refused:
             canvas.throttled += 1
             self.settled = True
-            # request_throttle.rb sets the header from the bucket after the refusal too
+            # request_throttle.rb sets the header from the bucket after the refusal too,
+            # and sends no Retry-After (rate_limit_exceeded): the client must judge the wait
             remaining = canvas.bucket_settle(refused=True)
             status = canvas.throttle_status
             reason = "Forbidden" if status == 403 else "Too Many Requests"
@@ -529,6 +537,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(302, "", {"Location": fault.location + split.path})
         elif fault and fault.kind == "next_host":
             self.next_host = fault.location
+        elif fault and fault.kind == "drop_page":
+            # page one again, and (lib/api.rb builds the links from the request's own query
+            # and the collection's next page) page one's next link again
+            self.query.pop("page", None)
+        elif fault and fault.kind == "bad_bookmark":
+            self.query["page"] = "bookmark:bm90IGpzb24"  # a bookmark Canvas cannot decode
         with canvas.store.lock:
             status, body, headers = self.route(method, segments, auth)
         remaining, self.settled = canvas.bucket_settle(refused=False), True
@@ -763,7 +777,9 @@ class Handler(BaseHTTPRequestHandler):
                 key = (mark[0], mark[1].lower(), mark[2])
                 start = next((i for i, r in enumerate(rows) if self.sort_key(r) > key), len(rows))
             except (ValueError, IndexError, TypeError, AttributeError):
-                return 400, {"errors": [{"message": "invalid bookmark"}]}, {}
+                # a bookmark Canvas cannot decode or validate is dropped: page one again
+                # (gems/bookmarked_collection/lib/bookmarked_collection/collection.rb, page_to_bookmark)
+                start, page = 0, ""
         chunk = items[start:start + per_page]
         pages = {"current": page or "first", "first": "first"}
         if start + per_page < len(items):

@@ -304,3 +304,14 @@ def test_new_round_rows_of_other_roles_and_ended_states_are_weighed_from_the_one
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
     assert concluded.workflow_state == "completed"
+
+
+def test_courses_pasted_from_the_browser(canvas, run):
+    rnd = old_round(canvas)
+    old_url = f"{canvas.url}/courses/{rnd.old.id}/users"
+    r = run(enroll_user, f"{canvas.url}/courses/{rnd.new.id}", "--from", old_url, "--dry-run")
+    assert r.code == 0, r.err
+    assert "would enroll" in r.out
+    canvas.requests.clear()
+    r = run(enroll_user, NEW, "--from", f"https://canvas.example.edu/courses/{rnd.old.id}", "--dry-run")
+    assert r.code == 2 and "not on the configured Canvas" in r.err and canvas.requests == []

@@ -1,0 +1,159 @@
+"""When the whole run fails, stop the run: the stop policy of batches and undo.
+
+A rejected token, a Canvas that is down or unreachable, or throttling that
+never lets up is no row's fault: failing row after row only hammers Canvas and
+buries the one message that matters. The Guard is told of every attempt the
+Canvas client makes (canvas_common.Canvas._send) and decides when the run must
+stop; from then on every attempt, in any worker, raises RunStopped before it is
+sent, so the requests after a fault stay bounded. The runner turns RunStopped
+into one line and EXIT_STOPPED, as it turns Ctrl-C into 130.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import requests
+
+import canvas_common as cc
+
+from .pacing import Pacer
+
+# sysexits.h's EX_TEMPFAIL: the run stopped whole; the same command again finishes the job
+EXIT_STOPPED = 75
+
+
+# the change guard (--max-changes) stopped the run before it made more changes than allowed
+EXIT_CHANGE_LIMIT = 3
+
+
+class RunStopped(Exception):
+    """The whole run must stop (no new requests); str() is what happened."""
+
+
+class TooManyChanges(Exception):
+    """--max-changes would be passed: no more writes; str() says how many, then what to do."""
+
+    then = ("check what it would change (--dry-run counts the changes), then run the same command "
+            "with a higher --max-changes to go on")
+
+
+def check_change_limit(limit: int | None, started: int, planned: int):
+    """Like change_threshold of Canvas's SIS imports: refuse writes that would pass the limit.
+
+    limit: --max-changes (None: no limit); started: writes this run already made;
+    planned: the next block's writes (up to 1000 rows), all refused together if
+    they would pass it, so a file of up to 1000 rows is stopped before any change.
+    Raises TooManyChanges.
+    """
+    if limit is not None and started + planned > limit:
+        raise TooManyChanges(
+            f"{started + planned} changes planned so far, more than --max-changes {limit} allows"
+            + (f" ({started} made before this point)" if started else " (none made)"))
+
+
+def unavailable(exc: cc.CanvasError) -> bool:
+    """Canvas down or out of reach (5xx, proxy, timeout, refused, broken): no row's fault."""
+    return isinstance(exc, (cc.CanvasServerError, cc.CanvasUnreachable)) and not exc.final
+
+
+class Guard:
+    """Counts the answers that say the run, not a row, is failing.
+
+    - 401 that is not about a token's scopes (CanvasAuthError): stop at once.
+    - Canvas unavailable (5xx, proxy errors, timeouts, refused or broken
+      connections): stop after UNAVAILABLE_IN_A_ROW such attempts with no
+      answer from Canvas in between. A certificate or a host name that does not
+      resolve (CanvasUnreachable.final) stops at once.
+    - Throttled (429, 403 Rate Limit Exceeded): back-pressure, never a failure;
+      the request waits its turn in the pacer and is sent again. Only when
+      Canvas refuses for THROTTLED_FOR seconds on end while the pacer is down
+      to one request in flight does the run stop.
+    """
+
+    UNAVAILABLE_IN_A_ROW = 10
+    THROTTLED_FOR = 180.0  # seconds of refusals with one request in flight
+    MAX_WAIT = 10.0  # longest wait before a throttled request is sent again
+
+    def __init__(self, pacer: Pacer):
+        self.pacer = pacer
+        self.lock = threading.Lock()
+        self.reason: str | None = None
+        self.stopped_at: float | None = None  # time.monotonic() of the stop (bench/)
+        self.unavailable = 0  # attempts in a row that found Canvas unavailable
+        self.last_failure = ""
+        self.throttled_since: float | None = None
+
+    def before(self):
+        """Before each attempt: RunStopped once the run must stop."""
+        if self.reason:
+            raise RunStopped(self.reason)
+
+    def failed(self, error: cc.CanvasError):
+        """An attempt that got no answer (timeout, refused, broken, TLS, DNS)."""
+        if getattr(error, "final", False):
+            self.stop(str(error))
+        self.count_unavailable(str(error))
+
+    def answered(self, resp: requests.Response, tries: int) -> bool:
+        """An answer; True when it was throttled and the request should be sent again."""
+        if resp.status_code == 401:
+            error = cc.error_for(resp, "")
+            if isinstance(error, cc.CanvasAuthError):  # not a missing scope: every request fails
+                self.stop(str(error))
+        if cc.is_throttled(resp):
+            self.wait_turn(resp, tries)
+            return True
+        if resp.status_code >= 500:
+            self.count_unavailable(str(cc.error_for(resp, "")))
+            return False
+        with self.lock:
+            self.unavailable, self.throttled_since = 0, None
+        return False
+
+    def count_unavailable(self, what: str):
+        with self.lock:
+            self.unavailable += 1
+            self.throttled_since, self.last_failure = None, what
+            if self.unavailable < self.UNAVAILABLE_IN_A_ROW:
+                return
+        self.stop(f"Canvas is unavailable ({self.UNAVAILABLE_IN_A_ROW} requests in a row failed; "
+                  f"the last: {what})")
+
+    def stop_if_down(self):
+        """At the end of a run: RunStopped if its last requests found Canvas unavailable with no
+        answer since (a small batch can end before UNAVAILABLE_IN_A_ROW)."""
+        if self.unavailable:
+            self.stop(f"Canvas is unavailable (the last {self.unavailable} requests failed; "
+                      f"the last: {self.last_failure})")
+
+    def wait_turn(self, resp: requests.Response, tries: int):
+        """Throttled: wait until the pacer's bucket has room (plus jitter), unless it is hopeless."""
+        now = time.monotonic()
+        with self.lock:
+            self.unavailable = 0  # Canvas answered: it is up
+            self.throttled_since = self.throttled_since or now
+            hopeless = now - self.throttled_since >= self.THROTTLED_FOR and self.pacer.limit <= 1
+        if hopeless:
+            self.stop(f"Canvas kept rate-limiting this token for {self.THROTTLED_FOR / 60:g} minutes "
+                      "with one request at a time (another program may be using the same token)")
+        # a jitter that grows while this request stays refused, so a crowd does not come back at once
+        jitter = random.uniform(0, min(self.MAX_WAIT, 0.25 * 2 ** min(tries, 6)))
+        told = cc._retry_after(resp)  # Canvas sends none (request_throttle.rb); a proxy may
+        if told is not None:
+            time.sleep(min(max(told, jitter), self.MAX_WAIT))
+        else:  # until the bucket has leaked enough, as the pacer reckons it
+            self.pacer.wait_for_room(jitter)
+
+    def stop(self, reason: str):
+        self.halt(reason)
+        raise RunStopped(self.reason)
+
+    def halt(self, reason: str):
+        """No attempt from now on (Ctrl-C, SIGTERM, a closed stdout): a request waiting out
+        throttling gives up instead of keeping the run alive."""
+        with self.lock:
+            if self.reason is None:
+                self.reason, self.stopped_at = reason, time.monotonic()
