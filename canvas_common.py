@@ -23,14 +23,11 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 from urllib.parse import quote, urlsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
-
-if TYPE_CHECKING:
-    from canvas_jobs.guard import Guard
 
 __version__ = "1.0"
 USER_AGENT = f"canvas-enrollment-tools/{__version__} (+python-requests)"
@@ -473,6 +470,20 @@ def _never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+class AttemptGuard(Protocol):
+    """A run's stop policy, told of every attempt (canvas_jobs.guard.Guard is the one used).
+
+    before() may raise to stop a request before it is sent; failed(error) hears of a
+    request that got no answer; answered(response, tries) of one that did, and returns
+    True when the request is to be sent again (throttling as back-pressure)."""
+
+    def before(self) -> None: ...
+
+    def failed(self, error: CanvasError) -> None: ...
+
+    def answered(self, resp: requests.Response, tries: int) -> bool: ...
+
+
 class Canvas:
     """One Canvas account's API: retries, pagination and the enrollment calls."""
 
@@ -485,8 +496,8 @@ class Canvas:
         self.session = make_session(config.token)
         # told of every answer: (X-Rate-Limit-Remaining or None, throttled?)
         self.observer = lambda remaining, throttled: None
-        # a batch's stop policy (canvas_jobs.guard.Guard), told of every attempt; may stop the run
-        self.guard: Guard | None = None
+        # a batch's stop policy, told of every attempt; may stop the run
+        self.guard: AttemptGuard | None = None
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
         self._lists: dict[str, list] = {}  # a course's sections, asked once
         self.known_users: set[str] = set()  # user refs a roster just showed: they exist
