@@ -135,14 +135,18 @@ class Enroll(jobs.Operation[Enrollment]):
                                          warning=canvas_hints.sis_warning(row)
                                          if row.get("enrollment_state") != "deleted" else None)
         elif ended:
-            change = dataclasses.replace(change, hint="; ".join(filter(None, (change.hint, (
-                "Canvas reopens instead whichever of " + ", ".join(
-                    f"enrollment {row['id']} ({row.get('enrollment_state')}, section "
-                    f"{row.get('course_section_id')})" for row in ended)
-                + " is in the course's default section, if any (its API does not say which section "
-                  "that is); give --section to be sure")))))
+            change = dataclasses.replace(change, hint="; ".join(filter(None, (change.hint, may_reopen(ended)))))
         in_course = bool(rows or self.ended.get(request.sis_id))  # any row, in any section or state
         return [check_enrollable(canvas, change, in_course) if dry_run else change]
+
+
+def may_reopen(ended: list[dict]) -> str:
+    """What a POST without --section may reopen instead of making a new enrollment."""
+    rows = [f"enrollment {row['id']} ({row.get('enrollment_state')}, section {row.get('course_section_id')})"
+            for row in ended]
+    which = rows[0] if len(rows) == 1 else "whichever of " + ", ".join(rows)
+    return (f"Canvas reopens {which} instead if it is in the course's default section (its API does not "
+            "say which section that is); give --section to be sure")
 
 
 def only_section(canvas: cc.Canvas, course: str) -> bool:

@@ -112,7 +112,7 @@ def test_in_a_course_of_one_section_the_reopening_is_certain(canvas, run):
 def test_in_a_course_of_several_sections_the_plan_says_what_it_cannot_know(canvas, course, run):
     canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed")
     r = run(enroll_user, course.id, "S1", "student", "--dry-run")
-    assert "would enroll" in r.out and "is in the course's default section, if any" in r.out
+    assert "would enroll" in r.out and "instead if it is in the course's default section" in r.out
     r = run(enroll_user, course.id, "S1", "student", "--section", course.default_section_id, "--dry-run")
     assert "would reopen completed" in r.out and "default section" not in r.out
 
