@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import canvas_common as cc
+import canvas_roles
 
 SIS_WARNING = ("made by an SIS import (sis_import_id {id}): the next SIS import may put its "
                "state back, since Canvas does not keep a state changed by hand out of SIS imports")
@@ -72,3 +73,11 @@ def concluded_why(canvas: cc.Canvas, course: str) -> str:
         return ""
     return (" (its state is available, but its end date or its term's has passed; someone already "
             "in the course may still be added to a section open by its own dates, with --section)")
+
+
+def reactivate_command(course: str, sis_id: str, row: dict) -> str:
+    """The set_user_state command that reactivates exactly this enrollment row: its
+    section and its role, in a form that reaches it (canvas_roles.role_arg)."""
+    args = (course, sis_id, "active", "--section", str(row.get("course_section_id")),
+            "--role", canvas_roles.role_arg(row))
+    return f"{cc.command('set_user_state.py')} " + " ".join(cc.shell_quote(a) for a in args)

@@ -33,16 +33,29 @@ class Journal:
         self.lock = threading.Lock()
         self.opening: dict | None = None  # the start record, written with the first record
         self.started = False
+        self.fd: int | None = None
+        if os.path.exists(path):
+            self._open()
+        else:  # created with its first record: a run that changes nothing leaves no file
+            folder = os.path.dirname(os.path.abspath(path))
+            if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
+                raise cc.ConfigError(f"cannot write the audit log {path}: "
+                                     f"{'no such folder' if not os.path.isdir(folder) else 'permission denied'}")
+
+    def _open(self) -> int:
+        """The log opened for appending (created if need be, mode 600)."""
         try:
             flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no CRLF on Windows
-            self.fd = os.open(path, flags, 0o600)
+            fd = os.open(self.path, flags, 0o600)
             # a crash may have cut the last line: never glue a record onto it
-            if os.fstat(self.fd).st_size:
-                os.lseek(self.fd, -1, os.SEEK_END)  # (os.pread is not on Windows)
-                if os.read(self.fd, 1) != b"\n":
-                    os.write(self.fd, b"\n")
+            if os.fstat(fd).st_size:
+                os.lseek(fd, -1, os.SEEK_END)  # (os.pread is not on Windows)
+                if os.read(fd, 1) != b"\n":
+                    os.write(fd, b"\n")
         except OSError as exc:
-            raise cc.ConfigError(f"cannot write the audit log {path}: {exc.strerror}") from None
+            raise cc.ConfigError(f"cannot write the audit log {self.path}: {exc.strerror}") from None
+        self.fd = fd
+        return fd
 
     def start(self, command: str, operation: str, key: str, continues: dict | None, **fields: Any) -> None:
         """Begin a run; it reaches the file with its first record, so a run that
@@ -81,13 +94,15 @@ class Journal:
                 record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run,
                           "job": self.job, **record}
                 lines.append(cc.redact(json.dumps(record, ensure_ascii=False), self.token) + "\n")
+            fd = self._open() if self.fd is None else self.fd
             self.opening, self.started = None, True
-            os.write(self.fd, "".join(lines).encode())  # one write(2) on O_APPEND: never interleaved
+            os.write(fd, "".join(lines).encode())  # one write(2) on O_APPEND: never interleaved
         if sync:
-            os.fsync(self.fd)
+            os.fsync(fd)
 
     def close(self) -> None:
-        os.close(self.fd)
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def read_log(path: str, warn: Callable[[str], None]) -> list[dict]:
@@ -170,6 +185,12 @@ def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, s
         recent = ", ".join(dict.fromkeys(e["job"] for e in reversed(starts)))
         raise cc.ConfigError(f"{path} has no job or run {wanted!r}; recent jobs: {recent}")
     return run["job"], wanted
+
+
+def undo_target(entries: list[dict], job: str) -> str | None:
+    """The job or run that job undid, when job is an undo (its start says so); else None."""
+    start = next((e for e in entries if e.get("event") == "start" and e["job"] == job), None)
+    return str(start.get("target")) if start and start.get("operation") == "undo" else None
 
 
 def recent_jobs(entries: list[dict], count: int = 5) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
+import unicodedata
 import weakref
 
 import canvas_common as cc
@@ -80,6 +81,18 @@ def builtin(type_name: str) -> Role:
     return Role(type_name, None, type_name, builtin=True)
 
 
+def role_arg(row: dict) -> str:
+    """A --role value that reaches exactly this row's role, for a hint: the built-in word
+    for a built-in role, role_id:N for a custom one (its name may be a built-in word,
+    'Student', or shared with a role of a parent account; the id is never ambiguous)."""
+    role, base = row.get("role"), row.get("type")
+    if role == base or not role:
+        return LABELS.get(str(base), str(base))
+    if row.get("role_id") is None:
+        return str(role)
+    return f"role_id:{row.get('role_id')}"
+
+
 def row_role(row: dict) -> str:
     """How a row's role reads to a person: 'Auditor (student-type custom role)' or 'StudentEnrollment'."""
     role, base = row.get("role"), row.get("type")
@@ -106,7 +119,7 @@ def _book(canvas: cc.Canvas) -> _Book:
     return _BOOKS[canvas]
 
 
-def resolve(canvas: cc.Canvas, course: str, text: str) -> Role:
+def resolve(canvas: cc.Canvas, course: str, text: str, enrolling: bool = True) -> Role:
     """The Role a parsed ROLE value names in this course.
 
     Built-in type names cost nothing. Others cost GET /api/v1/courses/:id (its
@@ -126,19 +139,30 @@ def resolve(canvas: cc.Canvas, course: str, text: str) -> Role:
             return Role(text, wanted_id, None, checked=False)
         why = str(exc) if isinstance(exc, cc.CanvasScopeMissing) else \
             "listing an account's roles needs Canvas's 'Permissions - manage' right"
+        checks = "Canvas checks the id when enrolling" if enrolling else \
+            "it is matched against the enrollments' role_id"
         raise type(exc)(f"cannot look up role {text!r} by name ({why}); give it as role_id:N "
-                        "(Canvas checks the id when enrolling)") from None
-    return pick(roles, text, wanted_id, course)
+                        f"({checks})") from None
+    return pick(roles, text, wanted_id, course, enrolling)
 
 
-def pick(roles: list[dict], text: str, wanted_id: int | None, course: str) -> Role:
+def _nfc(text: object) -> str:
+    return unicodedata.normalize("NFC", str(text))
+
+
+def _folded(text: object) -> str:
+    return _nfc(_nfc(text).casefold())
+
+
+def pick(roles: list[dict], text: str, wanted_id: int | None, course: str, enrolling: bool = True) -> Role:
     """The role among Canvas's list that text names: role_id:N, the exact label, or the
-    label in any case when only one role has it."""
+    label in any case when only one role has it. Labels and text are compared in
+    Unicode NFC (a name typed on macOS arrives decomposed, NFD)."""
     if wanted_id is not None:
         found = [r for r in roles if r.get("id") == wanted_id]
     else:
-        found = [r for r in roles if r.get("label") == text] or \
-            [r for r in roles if str(r.get("label", "")).casefold() == text.casefold()]
+        found = [r for r in roles if _nfc(r.get("label", "")) == _nfc(text)] or \
+            [r for r in roles if _folded(r.get("label", "")) == _folded(text)]
     custom = [r for r in found if r.get("workflow_state") != "built_in"]
     if len(custom) > 1:
         listed = ", ".join(f"{r.get('label')} (role_id:{r.get('id')})" for r in custom)
@@ -150,7 +174,7 @@ def pick(roles: list[dict], text: str, wanted_id: int | None, course: str) -> Ro
     role = (custom or found)[0]
     if role.get("workflow_state") == "built_in":
         return builtin(role["base_role_type"])
-    if role.get("workflow_state") != "active":
+    if role.get("workflow_state") != "active" and (enrolling or role.get("workflow_state") != "inactive"):
         raise cc.CanvasNotFound(f"role {role.get('label')!r} is {role.get('workflow_state')} in Canvas, "
                                 f"which adds no enrollments with it: {_listing(roles)}")
     return Role(role["label"], role["id"], role["base_role_type"])

@@ -123,24 +123,30 @@ class Enroll(jobs.Operation[Enrollment]):
                              role_id=role.id if role.custom else None,
                              reopens=tuple((row["id"], row.get("enrollment_state")) for row in ended),
                              hint="" if role.checked else "role not checked: Canvas checks the id")
-        if len({row.get("course_section_id") for row in ended}) == 1:
+        # without --section Canvas reuses only the row in the course's default section, which
+        # its API does not name: a reopening is planned only when certain, else a creation
+        # that says what Canvas may reopen instead (the real run logs what Canvas did)
+        if len({row.get("course_section_id") for row in ended}) == 1 and (
+                request.section or only_section(canvas, request.course)):
             row = ended[0]
             change = dataclasses.replace(change, action="reopened", enrollment_id=row["id"],
                                          section_id=row.get("course_section_id"),
                                          before=row.get("enrollment_state"),
                                          warning=canvas_hints.sis_warning(row)
                                          if row.get("enrollment_state") != "deleted" else None)
-            if not request.section and not only_section(canvas, request.course):
-                change = dataclasses.replace(change, hint=(
-                    f"if section {row.get('course_section_id')} is the course's default section (Canvas's "
-                    "API does not say which it is; else Canvas makes a new enrollment there); give "
-                    "--section to be sure"))
-        elif ended:  # Canvas reuses the one in the default section, which the API does not name
-            change = dataclasses.replace(change, hint="Canvas reopens whichever of enrollments " + ", ".join(
-                f"{row['id']} ({row.get('enrollment_state')}, section {row.get('course_section_id')})"
-                for row in ended) + " is in the course's default section, if any; give --section to choose")
+        elif ended:
+            change = dataclasses.replace(change, hint="; ".join(filter(None, (change.hint, may_reopen(ended)))))
         in_course = bool(rows or self.ended.get(request.sis_id))  # any row, in any section or state
         return [check_enrollable(canvas, change, in_course) if dry_run else change]
+
+
+def may_reopen(ended: list[dict]) -> str:
+    """What a POST without --section may reopen instead of making a new enrollment."""
+    rows = [f"enrollment {row['id']} ({row.get('enrollment_state')}, section {row.get('course_section_id')})"
+            for row in ended]
+    which = rows[0] if len(rows) == 1 else "whichever of " + ", ".join(rows)
+    return (f"Canvas reopens {which} instead if it is in the course's default section (its API does not "
+            "say which section that is); give --section to be sure")
 
 
 def only_section(canvas: cc.Canvas, course: str) -> bool:
@@ -168,6 +174,8 @@ def second_student_role(request: Enrollment, role: roles.Role, row: dict, dry_ru
     hint = (f"that is {roles.row_role(row)}: {role.describe()} would make a second student-type "
             f"enrollment, so none was made (to switch roles, conclude or delete enrollment "
             f"{row.get('id')} in Canvas first)")
+    if row.get("enrollment_state") == "inactive":
+        hint += f"; to reactivate it: {canvas_hints.reactivate_command(request.course, request.sis_id, row)}"
     return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
 
 
@@ -225,8 +233,7 @@ def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
     state = row.get("enrollment_state")
     hint = ""
     if state == "inactive":
-        hint = (f"to reactivate: {cc.command('set_user_state.py')} "
-                f"{cc.shell_quote(request.course)} {cc.shell_quote(request.sis_id)} active")
+        hint = f"to reactivate: {canvas_hints.reactivate_command(request.course, request.sis_id, row)}"
     elif state in ("invited", "creation_pending"):
         hint = "invited, has not accepted yet"
     elif state == "active":

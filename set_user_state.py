@@ -78,7 +78,7 @@ class SetState(jobs.Operation[StateChange]):
         (a section move leaves the old section's row inactive beside the new one)."""
         if not rows:
             raise explain_absence(canvas, request)
-        role = roles.resolve(canvas, request.course, request.role) if request.role else None
+        role = roles.resolve(canvas, request.course, request.role, enrolling=False) if request.role else None
         selected = [r for r in rows if (role is None or role.holds(r)) and cc.section_matches(r, request.section)]
         if not selected:
             raise no_match(canvas, request, role, rows)
@@ -100,13 +100,11 @@ def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
 
 def left_inactive(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
     """An inactive enrollment beside an active one: not reactivated unless picked."""
-    pick = " ".join(cc.shell_quote(a) for a in (request.course, request.sis_id)) + \
-        f" active --section {row.get('course_section_id')}" + \
-        (f" --role {cc.shell_quote(str(row.get('role')))}" if request.role else "")
     return jobs.Change.of_row(
         request, row, "unchanged", dry_run=dry_run,
         hint=f"left inactive: {request.sis_id} is active in another enrollment here (a section move "
-             f"leaves the old one inactive); to reactivate this one too: {cc.command('set_user_state.py')} {pick}")
+             "leaves the old one inactive); to reactivate this one too: "
+             + canvas_hints.reactivate_command(request.course, request.sis_id, row))
 
 
 def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, rows: list) -> cc.CanvasError:
@@ -118,11 +116,12 @@ def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, r
         except cc.CanvasNotFound:
             return canvas_hints.section_elsewhere(canvas, request.course, request.section)
     if role and role.builtin and any(r.get("type") == role.label for r in rows):
-        custom = sorted({str(r.get("role")) for r in rows if r.get("type") == role.label})
+        custom = {roles.role_arg(r): str(r.get("role")) for r in rows if r.get("type") == role.label}
         return cc.CanvasNotFound(
             f"{request.sis_id} holds no built-in {roles.LABELS.get(role.label)} enrollment in course "
-            f"{request.course}, only the custom role {', '.join(custom)} based on it (has: {held}); "
-            f"use --role {cc.shell_quote(custom[0])}")
+            f"{request.course}, only the custom role "
+            f"{', '.join(f'{name} ({arg})' for arg, name in custom.items())} based on it (has: {held}); "
+            f"use --role {cc.shell_quote(next(iter(custom)))}")
     return cc.CanvasNotFound(
         f"{request.sis_id} has no enrollment in course {request.course} matching "
         f"--role/--section (has: {held})")

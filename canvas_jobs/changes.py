@@ -67,12 +67,15 @@ class Change:
                 del data[optional]
         if self.action in ("created", "reopened"):  # the section as asked: where the POST goes
             data["section"] = self.section or "default"
+        if self.hint:  # what the text says beside the change (a condition, an end date, a command)
+            data["hint"] = self.hint
         return data
 
     def intent_fields(self) -> dict:
         """What the audit log records before the write: enough to undo or settle it."""
         fields = self.as_dict()
         del fields["dry_run"]
+        fields.pop("hint", None)  # the plan's words; the result records what Canvas did
         return {**fields, "section": self.section, "reopens": [list(r) for r in self.reopens]}
 
     def result_fields(self) -> dict:
@@ -90,7 +93,8 @@ class Change:
             text = f"{who}: {what} is already {self.before}; nothing to do"
         elif self.action == "created" and self.dry_run:
             where = "the course's default section" if not self.section else \
-                f"section {self.section_id}" + (f" ({self.section_name})" if self.section_name else "")
+                f"section {self.section_id or self.section}" + \
+                (f" ({self.section_name})" if self.section_name else "")  # as given when it could not be read
             text = f"would enroll {who} as {self.role} ({self.after}) in {where}"
         elif self.action == "created":
             text = f"enrolled {who}: {what} {self.after}"
@@ -199,9 +203,11 @@ def posted(change: Change, row: dict) -> Change:
     """A POST's answer: Canvas reopened one of the rows looked up before it when it
     answers with that row's id (Course#enroll_user), else it made a new one."""
     before = {int(i): state for i, state in change.reopens}.get(int(row.get("id") or 0))
+    # the outcome is known now: the plan's conditions (which row Canvas may reopen) no longer apply
     return dataclasses.replace(change, action="reopened" if before else "created", before=before,
                                enrollment_id=row.get("id"), role=row.get("role") or change.role,
-                               section_id=row.get("course_section_id"), after=row.get("enrollment_state"))
+                               section_id=row.get("course_section_id"), after=row.get("enrollment_state"),
+                               hint="", warning=canvas_hints.sis_warning(row))
 
 
 def create(canvas: cc.Canvas, change: Change) -> dict:

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Callable
 
 import canvas_common as cc
+import canvas_hints
 import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle
@@ -48,6 +49,16 @@ class Undo(Operation[UndoRequest]):
         if options.run_id is None and not (self.made or self.open):
             raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; "
                                  + audit.recent_jobs(entries) + ": undo one with --run ID")
+        undid = audit.undo_target(entries, job)
+        if options.run_id is None and undid:
+            # undoing an undo is a redo: done only when asked for by its id
+            raise cc.CanvasError(f"the last job in {options.undo} ({job}) is an undo of job {undid}; "
+                                 f"to redo what it undid give --run {job}; "
+                                 + audit.recent_jobs(entries) + ": undo one with --run ID")
+        final = {e["action"] for e in self.made} - set(UNDO)
+        if undid and final:
+            raise cc.CanvasError(f"job {job} is an undo that {' and '.join(sorted(final))} enrollments; "
+                                 "Canvas has no call that reverses that: enroll them again instead")
         return target
 
     def rows(self, canvas: cc.Canvas, journal: audit.Journal | None,
@@ -87,5 +98,10 @@ class Undo(Operation[UndoRequest]):
                 f"enrollment {request.enrollment_id} is {now} now, not {request.after} as the job "
                 "left it; changed since, so not undone")
         action = PUT_BACK[str(target)] if request.first_action == "reopened" else UNDO[request.first_action]
+        hint = ""
+        if action == "reactivated" and target != "active":
+            hint = (f"it was {target} before the job; Canvas's reactivate makes it active, and no call "
+                    f"makes it {target} again")
         return [Change.of_row(request, row, action, dry_run=dry_run,
-                              after="active" if action == "reactivated" else target)]
+                              after="active" if action == "reactivated" else target, hint=hint,
+                              warning=canvas_hints.sis_warning(row))]

@@ -13,7 +13,7 @@ def ended_lookups(canvas):
 
 def test_concluded_enrollment_is_reopened_and_undo_concludes_it_again(canvas, course, run, tmp_path):
     e = canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed")
-    r = run(enroll_user, course.id, "S1", "student", "--dry-run", "--json")
+    r = run(enroll_user, course.id, "S1", "student", "--section", course.default_section_id, "--dry-run", "--json")
     [obj] = r.json()
     assert r.code == 0 and (obj["action"], obj["enrollment_id"], obj["before"], obj["after"]) == \
         ("reopened", e.id, "completed", "active")
@@ -92,7 +92,7 @@ def test_a_row_reopened_in_fact_is_logged_so_though_planned_as_new(canvas, cours
     mine = canvas.store.enroll(user, course, state="deleted")
     log = tmp_path / "audit.jsonl"
     r = run(enroll_user, course.id, "S1", "student", "--dry-run")
-    assert "give --section to choose" in r.out
+    assert "would enroll" in r.out and "give --section to be sure" in r.out
     r = run(enroll_user, course.id, "S1", "student", "--log", log, "--json")
     assert r.json()[0]["action"] == "reopened" and r.json()[0]["enrollment_id"] == mine.id
     run(enroll_user, "--undo", log)
@@ -112,7 +112,7 @@ def test_in_a_course_of_one_section_the_reopening_is_certain(canvas, run):
 def test_in_a_course_of_several_sections_the_plan_says_what_it_cannot_know(canvas, course, run):
     canvas.store.enroll(canvas.store.add_user("S1"), course, state="completed")
     r = run(enroll_user, course.id, "S1", "student", "--dry-run")
-    assert "would reopen completed" in r.out and "is the course's default section" in r.out
+    assert "would enroll" in r.out and "instead if it is in the course's default section" in r.out
     r = run(enroll_user, course.id, "S1", "student", "--section", course.default_section_id, "--dry-run")
     assert "would reopen completed" in r.out and "default section" not in r.out
 

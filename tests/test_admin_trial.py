@@ -1,0 +1,197 @@
+"""What an admin who had never seen the code found trying issue 12: hints that must reach
+the enrollment they name when followed, inactive roles as filters, dry runs of a
+reopening, --json carrying what the text says, undo of invited and SIS-made
+enrollments, undo of an undo, role names typed on macOS, and an audit log left only
+by a run that wrote."""
+
+import shlex
+import unicodedata
+
+import pytest
+
+import enroll_user
+import set_user_state
+from conftest import TOKEN, audit_records
+
+
+@pytest.fixture
+def lab(canvas, course):
+    return next(s for s in canvas.store.sections.values() if s.sis_section_id == "PHYS2-LAB")
+
+
+def follow(run, text, marker):
+    """Run the set_user_state command a hint gives after marker, as the admin would type it."""
+    command = text.split(marker, 1)[1].split(";")[0].splitlines()[0]
+    words = shlex.split(command)
+    assert words[:2] == ["python", "set_user_state.py"], command
+    return run(set_user_state, *words[2:])
+
+
+@pytest.mark.parametrize("name,base", [("Student", "StudentEnrollment"), ("ta", "TaEnrollment")])
+def test_a_custom_role_named_like_a_built_in_word_is_hinted_by_its_id(canvas, course, run, name, base):
+    store = canvas.store
+    custom = store.add_role(name, base)
+    store.enroll(store.add_user("S1"), course, role=custom)
+    word = "student" if base == "StudentEnrollment" else "ta"
+    r = run(set_user_state, course.id, "S1", "inactive", "--role", word)
+    assert r.code == 1 and f"use --role role_id:{custom.id}" in r.err
+    r = run(set_user_state, course.id, "S1", "inactive", "--role", f"role_id:{custom.id}")
+    assert r.code == 0 and store.states_of("S1") == ["inactive"]
+
+
+def test_mixed_state_hint_selects_the_other_role_in_the_same_section(canvas, course, lab, run):
+    store = canvas.store
+    grader = store.add_role("Grader", "TaEnrollment")
+    user = store.add_user("MX")
+    store.enroll(user, course, section=lab)
+    left = store.enroll(user, course, section=lab, role=grader, state="inactive")
+    r = run(set_user_state, course.id, "MX", "active")
+    assert r.code == 0 and canvas.writes() == [] and "left inactive" in r.out
+    again = follow(run, r.out, "to reactivate this one too: ")
+    assert again.code == 0 and "left inactive" not in again.out
+    assert store.enrollments[left.id].workflow_state == "active"
+
+
+def test_an_inactive_role_filters_existing_enrollments_but_is_not_given(canvas, course, run):
+    store = canvas.store
+    retired = store.add_role("Retired", "TaEnrollment", state="inactive")
+    store.enroll(store.add_user("RU"), course, role=retired)
+    r = run(set_user_state, course.id, "RU", "inactive", "--role", "Retired")
+    assert r.code == 0, r.err
+    assert store.states_of("RU") == ["inactive"]
+    store.add_user("NEW")
+    r = run(enroll_user, course.id, "NEW", "Retired")
+    assert r.code == 1 and "'Retired' is inactive" in r.err and store.states_of("NEW") == []
+
+
+def test_a_reopening_that_depends_on_the_default_section_is_planned_as_a_creation(canvas, course, lab, run):
+    store = canvas.store
+    old = store.enroll(store.add_user("Q1"), course, state="completed", section=lab)
+    dry = run(enroll_user, course.id, "Q1", "student", "--dry-run", "--json")
+    [plan] = dry.json()
+    assert (plan["action"], plan["enrollment_id"]) == ("created", None)
+    assert f"enrollment {old.id} (completed, section {lab.id})" in plan["hint"]
+    real = run(enroll_user, course.id, "Q1", "student", "--json")
+    [done] = real.json()
+    assert (done["action"], done["section_id"]) == ("created", course.default_section_id)
+    assert "hint" not in done  # the outcome is known: no condition left
+    assert store.states_of("Q1") == ["completed", "active"]
+
+
+def test_real_run_text_drops_the_planning_condition(canvas, course, lab, run):
+    store = canvas.store
+    store.enroll(store.add_user("Q2"), course, state="completed")  # in the default section
+    r = run(enroll_user, course.id, "Q2", "student")
+    assert r.code == 0 and "reopened completed" in r.out and "default section" not in r.out
+
+
+def test_the_end_date_warning_reaches_json(canvas, course, run):
+    canvas.store.enroll(canvas.store.add_user("END1"), course, end_at="2026-01-31T23:59:00Z")
+    r = run(set_user_state, course.id, "END1", "active", "--json")
+    [obj] = r.json()
+    assert r.code == 0 and obj["action"] == "unchanged" and "ended on 2026-01-31" in obj["hint"]
+
+
+def test_undo_of_a_deactivated_invitation_says_it_becomes_active_and_warns_of_sis(canvas, course, run, tmp_path):
+    store = canvas.store
+    store.enroll(store.add_user("INV"), course, state="invited", sis_import_id=31)
+    log = tmp_path / "audit.jsonl"
+    assert run(set_user_state, course.id, "INV", "inactive", "--log", log).code == 0
+    r = run(set_user_state, "--undo", log, "--dry-run", "--json")
+    assert "makes it active" in r.json()[0]["hint"] and "sis_import_id 31" in r.json()[0]["warning"]
+    r = run(set_user_state, "--undo", log)
+    assert r.code == 0 and store.states_of("INV") == ["active"]
+    assert "it was invited before the job; Canvas's reactivate makes it active" in r.out
+    assert "warning: made by an SIS import (sis_import_id 31)" in r.out
+
+
+def test_a_dry_run_that_cannot_read_the_section_names_it_as_given(canvas, course, run):
+    canvas.store.scopes[TOKEN] = ["url:GET|/api/v1/courses/:course_id/enrollments",
+                                  "url:POST|/api/v1/courses/:course_id/enrollments"]
+    canvas.store.add_user("S1")
+    r = run(enroll_user, course.id, "S1", "student", "--section", "sis_section_id:PHYS2-LAB", "--dry-run")
+    assert r.code == 0 and "in section sis_section_id:PHYS2-LAB" in r.out and "None" not in r.out
+
+
+def test_role_names_typed_decomposed_are_matched(canvas, course, run):
+    store = canvas.store
+    tutor = store.add_role("Tutör Assistant", "TaEnrollment")
+    store.add_user("S1")
+    typed = unicodedata.normalize("NFD", "TUTÖR assistant")  # as a macOS terminal may send it
+    assert typed != unicodedata.normalize("NFC", typed)
+    r = run(enroll_user, course.id, "S1", typed)
+    assert r.code == 0, r.err
+    assert store.enrollments_of("S1")[0].role_id == tutor.id
+
+
+def test_undo_of_an_undo_is_refused_unless_named(canvas, course, run, tmp_path):
+    store = canvas.store
+    for n in range(2):
+        store.enroll(store.add_user(f"U{n}"), course)
+    log = tmp_path / "audit.jsonl"
+    csv = tmp_path / "off.csv"
+    csv.write_text("course_id,sis_user_id,state\n" + "".join(f"{course.id},U{n},inactive\n" for n in range(2)))
+    assert run(set_user_state, "--csv", csv, "--log", log).code == 0
+    assert run(set_user_state, "--undo", log).code == 0
+    undo_job = [e for e in audit_records(log) if e["event"] == "start"][-1]["job"]
+    writes = len(canvas.writes())
+    r = run(set_user_state, "--undo", log)
+    assert r.code == 1 and r.err.count("\n") == 1 and f"({undo_job}) is an undo of job" in r.err
+    assert f"--run {undo_job}" in r.err and "recent jobs with changes" in r.err
+    assert len(canvas.writes()) == writes and store.states_of("U0") == ["active"]
+    r = run(set_user_state, "--undo", log, "--run", undo_job)  # asked for by id: a redo
+    assert r.code == 0 and store.states_of("U0") == store.states_of("U1") == ["inactive"]
+
+
+def test_undo_of_an_undo_of_creations_is_one_line(canvas, course, run, tmp_path):
+    canvas.store.add_user("N0")
+    log = tmp_path / "audit.jsonl"
+    assert run(enroll_user, course.id, "N0", "student", "--log", log).code == 0
+    assert run(enroll_user, "--undo", log).code == 0
+    undo_job = [e for e in audit_records(log) if e["event"] == "start"][-1]["job"]
+    for extra in ((), ("--run", undo_job)):
+        r = run(enroll_user, "--undo", log, *extra)
+        assert r.code == 1 and r.err.count("\n") == 1 and "cannot undo 'deleted'" not in r.err
+    assert canvas.store.states_of("N0") == ["deleted"]
+
+
+def test_enrolling_someone_with_an_inactive_custom_student_role_gives_the_command(canvas, course, run):
+    store = canvas.store
+    auditor = store.add_role("Auditor", "StudentEnrollment")
+    e = store.enroll(store.add_user("N1"), course, role=auditor, state="inactive")
+    r = run(enroll_user, course.id, "N1", "student")
+    assert r.code == 0 and canvas.writes() == [] and "already inactive" in r.out
+    again = follow(run, r.out, "to reactivate it: ")
+    assert again.code == 0 and store.enrollments[e.id].workflow_state == "active"
+
+
+def test_enrolling_someone_with_an_inactive_role_gives_a_command_for_that_role(canvas, course, lab, run):
+    store = canvas.store
+    user = store.add_user("N2")
+    store.enroll(user, course, section=lab)
+    e = store.enroll(user, course, type="TaEnrollment", state="inactive")
+    r = run(enroll_user, course.id, "N2", "ta")
+    assert r.code == 0 and "already inactive" in r.out
+    again = follow(run, r.out, "to reactivate: ")
+    assert again.code == 0 and store.enrollments[e.id].workflow_state == "active"
+
+
+def test_a_token_that_may_not_list_roles_is_told_what_a_filter_does(canvas, course, run):
+    canvas.store.tokens[TOKEN] = "noroles"
+    grader = canvas.store.add_role("Grader", "TaEnrollment")
+    canvas.store.enroll(canvas.store.add_user("S1"), course, role=grader)
+    r = run(set_user_state, course.id, "S1", "inactive", "--role", "Grader")
+    assert r.code == 1 and "give it as role_id:N" in r.err and "when enrolling" not in r.err
+    r = run(set_user_state, course.id, "S1", "inactive", "--role", f"role_id:{grader.id}")
+    assert r.code == 0 and canvas.store.states_of("S1") == ["inactive"]
+
+
+def test_a_run_that_changes_nothing_leaves_no_log_file(canvas, course, run, tmp_path):
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    log = tmp_path / "audit.jsonl"
+    r = run(set_user_state, course.id, "S1", "active", "--log", log)
+    assert r.code == 0 and not log.exists()
+    r = run(set_user_state, course.id, "S1", "inactive", "--log", log)
+    assert r.code == 0 and [e["event"] for e in audit_records(log)] == ["start", "intent", "result", "end"]
+    r = run(set_user_state, course.id, "S1", "inactive", "--log", tmp_path / "missing" / "audit.jsonl")
+    assert r.code == 2 and "cannot write the audit log" in r.err and r.err.count("\n") == 1
