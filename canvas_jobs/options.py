@@ -145,6 +145,10 @@ def round_options(operation: Operation[Any], parser: Parser, args: argparse.Name
                      f"{parser.prog} [options] COURSE --from OLD_COURSE")
     if args.export and not args.dry_run:
         parser.error("--export goes with --dry-run: check the plan, then run it with --csv FILE")
+    if args.export:
+        problem = rounds.export_problem(args.export)
+        if problem:
+            parser.error(problem)
     return rounds.RoundOptions(args.from_course, args.course, tuple(roles or ("StudentEnrollment",)),
                                args.include_concluded, args.section, getattr(args, "state", None),
                                args.export)

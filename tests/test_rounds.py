@@ -70,7 +70,7 @@ def test_dry_run_plans_every_person_with_section_and_state(canvas, run):
     assert f"{a_count} to section 'Lab A' (sis_section_id:NEW-LAB-A)" in r.err
     assert f"{len(want) - a_count} to the default section" in r.err
     assert "skipped: 2 without a SIS ID" in r.err and "Student 0040 (user" in r.err
-    assert "left out: 12 concluded" in r.err
+    assert "left out: 12 people concluded" in r.err
     # bulk reads only: both rosters, both sections lists, the course, Lab A once
     assert len(canvas.requests) <= 12, [c["path"] for c in canvas.requests]
 
@@ -276,10 +276,25 @@ def test_token_that_cannot_read_sis_data_is_told_so(canvas, run):
     assert r.code == 1 and "hides SIS IDs from this token" in r.err and len(r.err.splitlines()) == 1
 
 
-def test_export_to_a_file_that_cannot_be_written(canvas, run, tmp_path):
+@pytest.mark.parametrize("name,message", [
+    (".", "that is a directory"), ("plan.csv", "the file exists; choose another name"),
+    ("missing/plan.csv", "no directory"), ("-", "takes a file name, not '-'")])
+def test_export_to_a_file_that_cannot_be_written_is_refused_before_any_request(canvas, run, tmp_path,
+                                                                               monkeypatch, name, message):
     old_round(canvas)
-    r = run(enroll_user, NEW, "--from", OLD, "--dry-run", "--export", tmp_path)
-    assert r.code == 2 and f"cannot write {tmp_path}" in r.err and not canvas.writes()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plan.csv").write_text("an admin's edits\n")
+    r = run(enroll_user, NEW, "--from", OLD, "--dry-run", "--export", name)
+    assert r.code == 2 and message in r.err and len(r.err.splitlines()) == 1
+    assert not canvas.requests
+    assert (tmp_path / "plan.csv").read_text() == "an admin's edits\n" and not (tmp_path / "-").exists()
+
+
+def test_export_writes_a_new_file_of_mode_600(canvas, run, tmp_path):
+    old_round(canvas)
+    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--export", tmp_path / "new.csv")
+    assert r.code == 0, r.err
+    assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o600
 
 
 def test_new_round_rows_of_other_roles_and_ended_states_are_weighed_from_the_one_read(canvas, run, tmp_path):
