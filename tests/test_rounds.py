@@ -319,3 +319,97 @@ def test_new_round_rows_of_other_roles_and_ended_states_are_weighed_from_the_one
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
     assert concluded.workflow_state == "completed"
+
+
+@pytest.mark.parametrize("module", [enroll_user, set_user_state])
+@pytest.mark.parametrize("role,message", [
+    ("Auditr", "no course role 'Auditr'"), ("ghost", "no course role 'ghost'"),
+    ("role_id:999", "no course role 'role_id:999'"), ("examiner", "'examiner' is ambiguous"),
+    ("Retired", "'Retired' is inactive")])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_role_the_old_course_cannot_resolve_stops_the_run(canvas, run, tmp_path, module, role, message, dry_run):
+    rnd = old_round(canvas)
+    store = canvas.store
+    examiner, examiner_ta = store.add_role("Examiner", "TeacherEnrollment"), store.add_role("EXAMINER", "TaEnrollment")
+    store.add_role("Retired", state="inactive")
+    store.enroll(store.add_user("E0001"), rnd.old, role=examiner)
+    store.enroll(store.add_user("E0002"), rnd.old, role=examiner_ta)
+    r = run(module, NEW, "--from", OLD, "--role", role, *(["--dry-run"] if dry_run else []),
+            "--log", tmp_path / "a.jsonl")
+    assert r.code == 1 and message in r.err and len(r.err.splitlines()) == 1, r.err
+    assert "roles are student" in r.err or "ambiguous" in r.err
+    assert not canvas.writes() and not r.out
+    assert not canvas.calls("GET", "/enrollments$")  # nobody was read before the role was known
+
+
+def test_a_role_given_exactly_carries_only_that_role(canvas, run):
+    rnd = old_round(canvas)
+    store = canvas.store
+    examiner, examiner_ta = store.add_role("Examiner", "TeacherEnrollment"), store.add_role("EXAMINER", "TaEnrollment")
+    store.enroll(store.add_user("E0001"), rnd.old, role=examiner)
+    store.enroll(store.add_user("E0002"), rnd.old, role=examiner_ta)
+    r = run(enroll_user, NEW, "--from", OLD, "--role", f"role_id:{examiner_ta.id}")
+    assert r.code == 0, r.err
+    assert {e.role for e in canvas.store.enrollments.values() if e.course_id == rnd.new.id} == {"EXAMINER"}
+    assert "from course sis_course_id:PHYS1-2026 (EXAMINER): 1 people" in r.err
+
+
+def test_one_enrollment_per_person_and_role_in_the_section_of_the_active_one(canvas, run):
+    store = canvas.store
+    old, new = store.add_course("Old", "OLD-X"), store.add_course("New", "NEW-X")
+    old_a, old_b = store.add_section(old, "OA", "Lab A"), store.add_section(old, "OB", "Lab B")
+    store.add_section(new, "NA", "Lab A")
+    new_b = store.add_section(new, "NB", "Lab B")
+    ix, both = store.add_user("I-X"), store.add_user("I-Y")
+    store.enroll(ix, old, state="inactive", section=old_a)
+    store.enroll(ix, old, state="active", section=old_b)
+    store.enroll(both, old, section=old_a)
+    store.enroll(both, old, role=store.add_role("Auditor"), section=old_a)
+    r = run(enroll_user, "sis_course_id:NEW-X", "--from", "sis_course_id:OLD-X", "--role", "student",
+            "--role", "auditor")
+    assert r.code == 0, r.err
+    got = [(e.course_section_id, e.workflow_state) for e in store.enrollments_of("I-X", new)]
+    assert got == [(new_b.id, "active")]
+    assert [e.role for e in store.enrollments_of("I-Y", new)] == ["StudentEnrollment"]
+    assert "in several sections of course sis_course_id:OLD-X: 1 people" in r.err and "I-X" in r.err
+    assert "not carried: 1 second student-type roles" in r.err and "I-Y (Auditor; carried as student)" in r.err
+    assert "2 people, 1 to section 'Lab A' (sis_section_id:NA), 1 to section 'Lab B' (sis_section_id:NB)" in r.err
+
+
+def test_the_same_course_under_two_spellings_is_refused(canvas, run):
+    rnd = old_round(canvas)
+    for module in (enroll_user, set_user_state):
+        r = run(module, str(rnd.new.id), "--from", NEW, "--dry-run")
+        assert r.code == 2 and "names the course itself" in r.err and len(r.err.splitlines()) == 1
+        assert not canvas.writes() and not canvas.calls("GET", "/enrollments$")
+
+
+def test_counts_are_of_people_and_a_rerun_moves_nobody(canvas, run):
+    rnd = old_round(canvas)
+    store = canvas.store
+    s0001 = store.user_by_sis("S0001")
+    store.enroll(s0001, rnd.old, role=store.add_role("Auditor2"))
+    args = [NEW, "--from", OLD, "--role", "student", "--role", "Auditor2"]
+    assert run(enroll_user, *args).code == 0
+    writes = len(canvas.writes())
+    again = run(enroll_user, *args)
+    assert again.code == 0 and len(canvas.writes()) == writes
+    people = len(carried(rnd.people))
+    assert f"from course {OLD} (student, Auditor2): {people} people, {people} already in the new course" in again.err
+    r = run(set_user_state, *args, "--dry-run")
+    assert r.code == 0 and f"{people} people in both courses" in r.err, r.err
+
+
+def test_a_concluded_old_course_carries_its_completed_as_active(canvas, run):
+    rnd = old_round(canvas)
+    canvas.store.conclude_course(rnd.old)
+    assert canvas.store.states_of("S0001", rnd.old) == ["completed"]
+    r = run(enroll_user, NEW, "--from", OLD)
+    assert r.code == 0, r.err
+    got = in_course(canvas, rnd.new)
+    # those concluded one by one before the course was are not told apart: all were completed
+    want = {u.sis_user_id: "inactive" if state == "inactive" else "active"
+            for u, state in rnd.people.values() if u.sis_user_id}
+    assert {s: e.workflow_state for s, e in got.items()} == want
+    assert f"course {OLD} is concluded, which made its active enrollments completed" in r.err
+    assert "left out" not in r.err
