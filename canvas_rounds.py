@@ -105,10 +105,12 @@ def asked_roles(canvas: cc.Canvas, options: RoundOptions) -> list[canvas_roles.R
 
 
 def same_course(canvas: cc.Canvas, options: RoundOptions) -> None:
-    """ConfigError when OLD and NEW are one course under two spellings (GET /api/v1/courses/:id
-    of each, asked once a run and shared with the role and dry-run checks)."""
-    if options.old == options.new or canvas.course(options.old).get("id") == canvas.course(options.new).get("id"):
-        raise cc.ConfigError(f"--from {options.old} names the course itself: give the previous round")
+    """CanvasError (exit 1: Canvas was asked) when OLD and NEW are one course under two
+    spellings (GET /api/v1/courses/:id of each, asked once a run and shared with the role
+    and dry-run checks)."""
+    if canvas.course(options.old).get("id") == canvas.course(options.new).get("id"):
+        raise cc.CanvasError(f"--from {options.old} is course {options.new} itself (Canvas id "
+                             f"{canvas.course(options.new).get('id')}): give the previous round")
 
 
 # --- from rosters to rows -----------------------------------------------------------

@@ -126,7 +126,7 @@ def add_round_arguments(parser: Parser) -> None:
     group.add_argument("--include-concluded", action="store_true",
                        help="with --from: carry concluded enrollments too (as active)")
     group.add_argument("--export", metavar="FILE",
-                       help="with --from --dry-run: write the plan as a CSV that --csv runs")
+                       help="with --from --dry-run: write the plan as a CSV that --csv runs (a new file)")
 
 
 def round_options(operation: Operation[Any], parser: Parser, args: argparse.Namespace) -> rounds.RoundOptions | None:

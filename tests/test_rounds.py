@@ -380,7 +380,7 @@ def test_the_same_course_under_two_spellings_is_refused(canvas, run):
     rnd = old_round(canvas)
     for module in (enroll_user, set_user_state):
         r = run(module, str(rnd.new.id), "--from", NEW, "--dry-run")
-        assert r.code == 2 and "names the course itself" in r.err and len(r.err.splitlines()) == 1
+        assert r.code == 1 and f"is course {rnd.new.id} itself" in r.err and len(r.err.splitlines()) == 1
         assert not canvas.writes() and not canvas.calls("GET", "/enrollments$")
 
 
