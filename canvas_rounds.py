@@ -180,6 +180,10 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         person["rows"].append((row.get("course_section_id"), state, row.get("updated_at") or ""))
     concluded -= {(p["user_id"], role) for (_, role), p in people.items()}
     notes = []
+    held = {rank for rank, role in enumerate(wanted) if any(role.holds(row) for row in old_rows)}
+    nobody = [role.describe() for rank, role in enumerate(wanted) if rank not in held]
+    if nobody:
+        notes.append(f"nobody in course {options.old} holds {', '.join(nobody)}")
     if flipped:
         notes.append(f"course {options.old} is concluded, which made its active enrollments completed: "
                      f"{len(flipped)} people with completed ones carried as active")

@@ -352,6 +352,8 @@ def test_a_role_given_exactly_carries_only_that_role(canvas, run):
     assert r.code == 0, r.err
     assert {e.role for e in canvas.store.enrollments.values() if e.course_id == rnd.new.id} == {"EXAMINER"}
     assert "from course sis_course_id:PHYS1-2026 (EXAMINER): 1 people" in r.err
+    r = run(enroll_user, NEW, "--from", OLD, "--role", "designer", "--dry-run")
+    assert r.code == 0 and f"nobody in course {OLD} holds DesignerEnrollment" in r.err
 
 
 def test_one_enrollment_per_person_and_role_in_the_section_of_the_active_one(canvas, run):
