@@ -143,7 +143,7 @@ def add_round_arguments(parser: Parser) -> None:
     group.add_argument("--include-concluded", action="store_true",
                        help="with --from: carry concluded enrollments too (as active)")
     group.add_argument("--export", metavar="FILE",
-                       help="with --from --dry-run: write the plan as a CSV that --csv runs")
+                       help="with --from --dry-run: write the plan as a CSV that --csv runs (a new file)")
 
 
 def round_options(operation: Operation[Any], parser: Parser, args: argparse.Namespace) -> rounds.RoundOptions | None:
@@ -162,6 +162,10 @@ def round_options(operation: Operation[Any], parser: Parser, args: argparse.Name
                      f"{parser.prog} [options] COURSE --from OLD_COURSE")
     if args.export and not args.dry_run:
         parser.error("--export goes with --dry-run: check the plan, then run it with --csv FILE")
+    if args.export:
+        problem = rounds.export_problem(args.export)
+        if problem:
+            parser.error(problem)
     return rounds.RoundOptions(args.from_course, args.course, tuple(roles or ("StudentEnrollment",)),
                                args.include_concluded, args.section, getattr(args, "state", None),
                                args.export)

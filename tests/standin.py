@@ -315,6 +315,16 @@ class Store:
                     other.course_section_id == e.course_section_id and other.workflow_state != "deleted"):
                 other.workflow_state, other.updated_at = state, now_iso()
 
+    def conclude_course(self, course: Course):
+        """An admin concludes the course (workflow_state completed): Course#update_enrolled_users
+        (app/models/course.rb) turns its active and invited enrollments into completed ones;
+        inactive ones stay inactive. A course that ends by its dates changes no enrollment."""
+        with self.lock:
+            course.workflow_state = "completed"
+            for e in self.enrollments.values():
+                if e.course_id == course.id and e.workflow_state in ("active", "invited"):
+                    e.workflow_state, e.updated_at = "completed", now_iso()
+
     def states_of(self, sis, course=None) -> list[str]:
         return [e.workflow_state for e in self.enrollments_of(sis, course)]
 

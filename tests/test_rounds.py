@@ -70,7 +70,7 @@ def test_dry_run_plans_every_person_with_section_and_state(canvas, run):
     assert f"{a_count} to section 'Lab A' (sis_section_id:NEW-LAB-A)" in r.err
     assert f"{len(want) - a_count} to the default section" in r.err
     assert "skipped: 2 without a SIS ID" in r.err and "Student 0040 (user" in r.err
-    assert "left out: 12 concluded" in r.err
+    assert "left out: 12 people concluded" in r.err
     # bulk reads only: both rosters, both sections lists, the course, Lab A once
     assert len(canvas.requests) <= 12, [c["path"] for c in canvas.requests]
 
@@ -276,10 +276,25 @@ def test_token_that_cannot_read_sis_data_is_told_so(canvas, run):
     assert r.code == 1 and "hides SIS IDs from this token" in r.err and len(r.err.splitlines()) == 1
 
 
-def test_export_to_a_file_that_cannot_be_written(canvas, run, tmp_path):
+@pytest.mark.parametrize("name,message", [
+    (".", "that is a directory"), ("plan.csv", "the file exists; choose another name"),
+    ("missing/plan.csv", "no directory"), ("-", "takes a file name, not '-'")])
+def test_export_to_a_file_that_cannot_be_written_is_refused_before_any_request(canvas, run, tmp_path,
+                                                                               monkeypatch, name, message):
     old_round(canvas)
-    r = run(enroll_user, NEW, "--from", OLD, "--dry-run", "--export", tmp_path)
-    assert r.code == 2 and f"cannot write {tmp_path}" in r.err and not canvas.writes()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plan.csv").write_text("an admin's edits\n")
+    r = run(enroll_user, NEW, "--from", OLD, "--dry-run", "--export", name)
+    assert r.code == 2 and message in r.err and len(r.err.splitlines()) == 1
+    assert not canvas.requests
+    assert (tmp_path / "plan.csv").read_text() == "an admin's edits\n" and not (tmp_path / "-").exists()
+
+
+def test_export_writes_a_new_file_of_mode_600(canvas, run, tmp_path):
+    old_round(canvas)
+    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--export", tmp_path / "new.csv")
+    assert r.code == 0, r.err
+    assert (tmp_path / "new.csv").stat().st_mode & 0o777 == 0o600
 
 
 def test_new_round_rows_of_other_roles_and_ended_states_are_weighed_from_the_one_read(canvas, run, tmp_path):
@@ -315,3 +330,99 @@ def test_courses_pasted_from_the_browser(canvas, run):
     canvas.requests.clear()
     r = run(enroll_user, NEW, "--from", f"https://canvas.example.edu/courses/{rnd.old.id}", "--dry-run")
     assert r.code == 2 and "not on the configured Canvas" in r.err and canvas.requests == []
+
+
+@pytest.mark.parametrize("module", [enroll_user, set_user_state])
+@pytest.mark.parametrize("role,message", [
+    ("Auditr", "no course role 'Auditr'"), ("ghost", "no course role 'ghost'"),
+    ("role_id:999", "no course role 'role_id:999'"), ("examiner", "'examiner' is ambiguous"),
+    ("Retired", "'Retired' is inactive")])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_role_the_old_course_cannot_resolve_stops_the_run(canvas, run, tmp_path, module, role, message, dry_run):
+    rnd = old_round(canvas)
+    store = canvas.store
+    examiner, examiner_ta = store.add_role("Examiner", "TeacherEnrollment"), store.add_role("EXAMINER", "TaEnrollment")
+    store.add_role("Retired", state="inactive")
+    store.enroll(store.add_user("E0001"), rnd.old, role=examiner)
+    store.enroll(store.add_user("E0002"), rnd.old, role=examiner_ta)
+    r = run(module, NEW, "--from", OLD, "--role", role, *(["--dry-run"] if dry_run else []),
+            "--log", tmp_path / "a.jsonl")
+    assert r.code == 1 and message in r.err and len(r.err.splitlines()) == 1, r.err
+    assert "roles are student" in r.err or "ambiguous" in r.err
+    assert not canvas.writes() and not r.out
+    assert not canvas.calls("GET", "/enrollments$")  # nobody was read before the role was known
+
+
+def test_a_role_given_exactly_carries_only_that_role(canvas, run):
+    rnd = old_round(canvas)
+    store = canvas.store
+    examiner, examiner_ta = store.add_role("Examiner", "TeacherEnrollment"), store.add_role("EXAMINER", "TaEnrollment")
+    store.enroll(store.add_user("E0001"), rnd.old, role=examiner)
+    store.enroll(store.add_user("E0002"), rnd.old, role=examiner_ta)
+    r = run(enroll_user, NEW, "--from", OLD, "--role", f"role_id:{examiner_ta.id}")
+    assert r.code == 0, r.err
+    assert {e.role for e in canvas.store.enrollments.values() if e.course_id == rnd.new.id} == {"EXAMINER"}
+    assert "from course sis_course_id:PHYS1-2026 (EXAMINER): 1 people" in r.err
+    r = run(enroll_user, NEW, "--from", OLD, "--role", "designer", "--dry-run")
+    assert r.code == 0 and f"nobody in course {OLD} holds DesignerEnrollment" in r.err
+
+
+def test_one_enrollment_per_person_and_role_in_the_section_of_the_active_one(canvas, run):
+    store = canvas.store
+    old, new = store.add_course("Old", "OLD-X"), store.add_course("New", "NEW-X")
+    old_a, old_b = store.add_section(old, "OA", "Lab A"), store.add_section(old, "OB", "Lab B")
+    store.add_section(new, "NA", "Lab A")
+    new_b = store.add_section(new, "NB", "Lab B")
+    ix, both = store.add_user("I-X"), store.add_user("I-Y")
+    store.enroll(ix, old, state="inactive", section=old_a)
+    store.enroll(ix, old, state="active", section=old_b)
+    store.enroll(both, old, section=old_a)
+    store.enroll(both, old, role=store.add_role("Auditor"), section=old_a)
+    r = run(enroll_user, "sis_course_id:NEW-X", "--from", "sis_course_id:OLD-X", "--role", "student",
+            "--role", "auditor")
+    assert r.code == 0, r.err
+    got = [(e.course_section_id, e.workflow_state) for e in store.enrollments_of("I-X", new)]
+    assert got == [(new_b.id, "active")]
+    assert [e.role for e in store.enrollments_of("I-Y", new)] == ["StudentEnrollment"]
+    assert "in several sections of course sis_course_id:OLD-X: 1 people" in r.err and "I-X" in r.err
+    assert "not carried: 1 second student-type roles" in r.err and "I-Y (Auditor; carried as student)" in r.err
+    assert "2 people, 1 to section 'Lab A' (sis_section_id:NA), 1 to section 'Lab B' (sis_section_id:NB)" in r.err
+
+
+def test_the_same_course_under_two_spellings_is_refused(canvas, run):
+    rnd = old_round(canvas)
+    for module in (enroll_user, set_user_state):
+        r = run(module, str(rnd.new.id), "--from", NEW, "--dry-run")
+        assert r.code == 1 and f"is course {rnd.new.id} itself" in r.err and len(r.err.splitlines()) == 1
+        assert not canvas.writes() and not canvas.calls("GET", "/enrollments$")
+
+
+def test_counts_are_of_people_and_a_rerun_moves_nobody(canvas, run):
+    rnd = old_round(canvas)
+    store = canvas.store
+    s0001 = store.user_by_sis("S0001")
+    store.enroll(s0001, rnd.old, role=store.add_role("Auditor2"))
+    args = [NEW, "--from", OLD, "--role", "student", "--role", "Auditor2"]
+    assert run(enroll_user, *args).code == 0
+    writes = len(canvas.writes())
+    again = run(enroll_user, *args)
+    assert again.code == 0 and len(canvas.writes()) == writes
+    people = len(carried(rnd.people))
+    assert f"from course {OLD} (student, Auditor2): {people} people, {people} already in the new course" in again.err
+    r = run(set_user_state, *args, "--dry-run")
+    assert r.code == 0 and f"{people} people in both courses" in r.err, r.err
+
+
+def test_a_concluded_old_course_carries_its_completed_as_active(canvas, run):
+    rnd = old_round(canvas)
+    canvas.store.conclude_course(rnd.old)
+    assert canvas.store.states_of("S0001", rnd.old) == ["completed"]
+    r = run(enroll_user, NEW, "--from", OLD)
+    assert r.code == 0, r.err
+    got = in_course(canvas, rnd.new)
+    # those concluded one by one before the course was are not told apart: all were completed
+    want = {u.sis_user_id: "inactive" if state == "inactive" else "active"
+            for u, state in rnd.people.values() if u.sis_user_id}
+    assert {s: e.workflow_state for s, e in got.items()} == want
+    assert f"course {OLD} is concluded, which made its active enrollments completed" in r.err
+    assert "left out" not in r.err
