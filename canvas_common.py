@@ -948,10 +948,23 @@ def command(script: str) -> str:
     return prog_name(script) if installed() else f"python {prog_name(script)}"
 
 
+def config_args(config: Config) -> list[str]:
+    """['--config', FILE] when the host and token came from a file other than ./config.json
+    (which a command finds by itself), for hints that name a command to run; else []."""
+    if config.source.startswith("the environment") or config.source == "config.json":
+        return []
+    return ["--config", config.source]
+
+
 def shell_quote(text: str) -> str:
     """A value as this platform's shell takes it in a hint (cmd.exe on Windows)."""
     if os.name == "nt":
-        return subprocess.list2cmdline([text])
+        # list2cmdline quotes only spaces and tabs; cmd.exe also acts on & | < > ^ ( ) and
+        # %VAR% outside double quotes, so a value with any of them is quoted whole
+        quoted = subprocess.list2cmdline([text])
+        if quoted == text and re.search(r'[&|<>^()%!]', text):
+            return f'"{text}"'
+        return quoted
     return shlex.quote(text)
 
 

@@ -75,9 +75,10 @@ def concluded_why(canvas: cc.Canvas, course: str) -> str:
             "in the course may still be added to a section open by its own dates, with --section)")
 
 
-def reactivate_command(course: str, sis_id: str, row: dict) -> str:
+def reactivate_command(config: cc.Config, course: str, sis_id: str, row: dict) -> str:
     """The set_user_state command that reactivates exactly this enrollment row: its
-    section and its role, in a form that reaches it (canvas_roles.role_arg)."""
+    section and its role, in a form that reaches it (canvas_roles.role_arg), with the
+    --config FILE this run was given, so that it works as pasted."""
     args = (course, sis_id, "active", "--section", str(row.get("course_section_id")),
-            "--role", canvas_roles.role_arg(row))
+            "--role", canvas_roles.role_arg(row), *cc.config_args(config))
     return f"{cc.command('set_user_state.py')} " + " ".join(cc.shell_quote(a) for a in args)

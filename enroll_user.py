@@ -110,12 +110,12 @@ class Enroll(jobs.Operation[Enrollment]):
         deleted row when Canvas will reuse one."""
         role = roles.resolve(canvas, request.course, request.role)
         mine = [row for row in rows if cc.section_matches(row, request.section)]
-        held = [existing(request, row, dry_run) for row in mine if role.holds(row)]
+        held = [existing(canvas, request, row, dry_run) for row in mine if role.holds(row)]
         if held:
             return held
         twins = [row for row in mine if blocks(role, request, row)]
         if twins:
-            return [second_student_role(request, role, row, dry_run) for row in twins]
+            return [second_student_role(canvas, request, role, row, dry_run) for row in twins]
         ended = [row for row in self.ended.get(request.sis_id, [])
                  if role.holds(row) and cc.section_matches(row, request.section)]
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
@@ -169,13 +169,15 @@ def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:
     return role.base_type == "StudentEnrollment" and row.get("type") == "StudentEnrollment"
 
 
-def second_student_role(request: Enrollment, role: roles.Role, row: dict, dry_run: bool) -> jobs.Change:
+def second_student_role(canvas: cc.Canvas, request: Enrollment, role: roles.Role, row: dict,
+                        dry_run: bool) -> jobs.Change:
     """The user already is a student under another role: say so, change nothing."""
     hint = (f"that is {roles.row_role(row)}: {role.describe()} would make a second student-type "
             f"enrollment, so none was made (to switch roles, conclude or delete enrollment "
             f"{row.get('id')} in Canvas first)")
     if row.get("enrollment_state") == "inactive":
-        hint += f"; to reactivate it: {canvas_hints.reactivate_command(request.course, request.sis_id, row)}"
+        command = canvas_hints.reactivate_command(canvas.config, request.course, request.sis_id, row)
+        hint += f"; to reactivate it: {command}"
     return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
 
 
@@ -228,12 +230,12 @@ def section_open(section: dict) -> bool:
     return canvas_hints.ended_on({"end_at": end_at}) is None
 
 
-def existing(request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
+def existing(canvas: cc.Canvas, request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
     """An enrollment that already gives the user this role: left as it is, with a hint."""
     state = row.get("enrollment_state")
     hint = ""
     if state == "inactive":
-        hint = f"to reactivate: {canvas_hints.reactivate_command(request.course, request.sis_id, row)}"
+        hint = f"to reactivate: {canvas_hints.reactivate_command(canvas.config, request.course, request.sis_id, row)}"
     elif state in ("invited", "creation_pending"):
         hint = "invited, has not accepted yet"
     elif state == "active":

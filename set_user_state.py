@@ -84,7 +84,7 @@ class SetState(jobs.Operation[StateChange]):
             raise no_match(canvas, request, role, rows)
         if request.state == "active" and any(cc.state_group(r.get("enrollment_state")) == "active" for r in selected):
             return [plan_row(request, row, dry_run) if cc.state_group(row.get("enrollment_state")) == "active"
-                    else left_inactive(request, row, dry_run) for row in selected]
+                    else left_inactive(canvas, request, row, dry_run) for row in selected]
         return [plan_row(request, row, dry_run) for row in selected]
 
 
@@ -98,13 +98,13 @@ def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
                               warning=canvas_hints.sis_warning(row))
 
 
-def left_inactive(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
+def left_inactive(canvas: cc.Canvas, request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
     """An inactive enrollment beside an active one: not reactivated unless picked."""
     return jobs.Change.of_row(
         request, row, "unchanged", dry_run=dry_run,
         hint=f"left inactive: {request.sis_id} is active in another enrollment here (a section move "
              "leaves the old one inactive); to reactivate this one too: "
-             + canvas_hints.reactivate_command(request.course, request.sis_id, row))
+             + canvas_hints.reactivate_command(canvas.config, request.course, request.sis_id, row))
 
 
 def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, rows: list) -> cc.CanvasError:
@@ -135,7 +135,7 @@ def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
         states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
         return cc.CanvasNotFound(
             f"{sis_id}'s enrollment in course {course} is {states}, not active or inactive; "
-            f"Canvas cannot reactivate or deactivate it: enroll the user again with {cc.prog_name('enroll_user.py')}")
+            f"Canvas cannot reactivate or deactivate it: enroll the user again with {cc.command('enroll_user.py')}")
     if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
         return cc.no_such_user(sis_id)
     if request.section:

@@ -99,7 +99,7 @@ def build_parser(operation: Operation[Any], usage: str, description: str, epilog
                              "a throttled request waits its turn instead, uncounted")
     parser.add_argument("--ca-bundle", metavar="FILE",
                         help="trust the CA certificates in this PEM file (a network that inspects "
-                             "TLS); default: the config's ca_bundle, else REQUESTS_CA_BUNDLE, "
+                             "TLS); default: the config's ca_bundle, else REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, "
                              "else SSL_CERT_FILE, else the usual ones")
     parser.add_argument("--version", action="version", version=f"%(prog)s {cc.__version__}")
     group = parser.add_argument_group("batches and undo")

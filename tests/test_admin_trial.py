@@ -20,11 +20,13 @@ def lab(canvas, course):
 
 
 def follow(run, text, marker):
-    """Run the set_user_state command a hint gives after marker, as the admin would type it."""
+    """Run the set_user_state command a hint gives after marker, exactly as the admin would
+    paste it: its own --config included (the hint names the config file this run was given)."""
     command = text.split(marker, 1)[1].split(";")[0].splitlines()[0]
     words = shlex.split(command)
     assert words[:2] == ["python", "set_user_state.py"], command
-    return run(set_user_state, *words[2:])
+    assert "--config" in words, command
+    return run(set_user_state, *words[2:], use_config=False)
 
 
 @pytest.mark.parametrize("name,base", [("Student", "StudentEnrollment"), ("ta", "TaEnrollment")])
