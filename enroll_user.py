@@ -58,6 +58,7 @@ class Enroll(jobs.Operation[Enrollment]):
     columns = ("course_id", "sis_user_id", "role")
     optional = ("section", "state")
     usage_line = "COURSE SIS_ID ROLE"
+    wants_ended = True  # a POST may reopen one of them
 
     def __init__(self) -> None:
         self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
@@ -88,9 +89,9 @@ class Enroll(jobs.Operation[Enrollment]):
 
     def prepare(self, canvas: cc.Canvas, course: str, requests: list[Enrollment], found: dict,
                 map: Any = map, ended: dict | None = None) -> None:
-        """One bulk lookup of concluded and deleted rows for the users a POST is planned
-        for: Canvas's POST reopens such a row of the same role and section
-        (Course#enroll_user) and the plan, the log and undo must know its state."""
+        """The concluded and deleted rows of the users a POST is planned for, which the
+        lookups brought (wants_ended): Canvas's POST reopens such a row of the same role and
+        section (Course#enroll_user) and the plan, the log and undo must know its state."""
         posting = []
         for request in requests:
             try:
@@ -99,10 +100,7 @@ class Enroll(jobs.Operation[Enrollment]):
                 continue  # the plan says why
             if not [row for row in found.get(request.sis_id, []) if blocks(role, request, row)]:
                 posting.append(request.sis_id)
-        if ended is not None:
-            self.ended = {sis: ended.get(sis, []) for sis in posting}
-        else:
-            self.ended = canvas.enrollments(course, posting, [cc.ENDED_STATES], map) if posting else {}
+        self.ended = {sis: (ended or {}).get(sis, []) for sis in posting}
 
     def plan(self, canvas: cc.Canvas, request: Enrollment, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """Nothing to do if the user holds the role already (or another student-type role

@@ -160,12 +160,15 @@ class Operation(Generic[RequestT]):
         """Check one row's values as the command line checks them; ValueError if bad."""
         raise NotImplementedError
 
+    # True: the lookups also bring the users' concluded, rejected and deleted rows (prepare's ended)
+    wants_ended = False
+
     def prepare(self, canvas: cc.Canvas, course: str, requests: list[RequestT], found: dict, map: Any = map,
                 ended: dict | None = None) -> None:
         """Before planning a course's requests of a block: more lookups, in bulk (default: none).
 
-        ended: the users' concluded and deleted enrollments by SIS ID when the source has
-        already read them (--from reads the new course whole), so none is looked up again."""
+        found: the users' active and inactive enrollments by SIS ID; ended: their concluded,
+        rejected and deleted ones when wants_ended (read with the lookups, or by --from)."""
 
     def plan(self, canvas: cc.Canvas, request: RequestT, rows: list[dict], dry_run: bool) -> list[Change]:
         """The Changes that bring the user's enrollments (rows) to what request asks; CanvasError if none can."""

@@ -218,8 +218,13 @@ class Run:
         for course in dict.fromkeys(r.course for r in requests):
             mine = [r for r in requests if r.course == course]
             try:
-                found, ended = self.known[course] if course in self.known else \
-                    (cc.users_enrollments(self.canvas, course, [r.sis_id for r in mine], self.paced_map), None)
+                sis_ids = [r.sis_id for r in mine]
+                if course in self.known:  # read whole by the source (--from)
+                    found, ended = self.known[course]
+                elif self.operation.wants_ended:
+                    found, ended = cc.users_enrollments_and_ended(self.canvas, course, sis_ids, self.paced_map)
+                else:
+                    found, ended = cc.users_enrollments(self.canvas, course, sis_ids, self.paced_map), {}
                 self.operation.prepare(self.canvas, course, mine, found, self.paced_map, ended)
             except cc.CanvasError as exc:
                 for r in mine:
