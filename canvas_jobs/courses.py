@@ -2,6 +2,9 @@
 
 Accepted only when the URL's host is the configured Canvas: a course of another
 Canvas (a test instance, another school) has an id that means another course here.
+http and https of the same host are the same Canvas (only the id is taken from the
+URL; requests go to the configured base URL alone); a port, when the URL gives one,
+must be the configured one.
 """
 
 from __future__ import annotations
@@ -20,14 +23,18 @@ def course_id(text: str, base_url: str) -> str:
     if not match:
         return text
     url, canvas = urlsplit(text.strip()), urlsplit(base_url)
-    if (url.hostname, _port(url)) != (canvas.hostname, _port(canvas)):
-        raise ValueError(f"the course URL {text.strip()!r} is on {url.netloc}, not on the configured "
+    port = _port(url)
+    if url.hostname != canvas.hostname or port not in (None, _port(canvas) or DEFAULT_PORTS.get(canvas.scheme)):
+        where = f"{url.hostname}:{port}" if port and url.hostname != canvas.hostname else \
+            url.hostname if url.hostname != canvas.hostname else f"port {port}"
+        raise ValueError(f"the course URL {text.strip()!r} is on {where}, not on the configured "
                          f"Canvas {canvas.netloc}; give the course id of a course there")
     return match["id"]
 
 
 def _port(parts) -> int | None:
+    """The port the URL names (None when it names none); -1 for one that is not a port."""
     try:
-        return parts.port or DEFAULT_PORTS.get(parts.scheme)
+        return parts.port
     except ValueError:
-        return None
+        return -1
