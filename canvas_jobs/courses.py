@@ -23,10 +23,13 @@ def course_id(text: str, base_url: str) -> str:
     if not match:
         return text
     url, canvas = urlsplit(text.strip()), urlsplit(base_url)
-    port = _port(url)
-    if url.hostname != canvas.hostname or port not in (None, _port(canvas) or DEFAULT_PORTS.get(canvas.scheme)):
-        where = f"{url.hostname}:{port}" if port and url.hostname != canvas.hostname else \
-            url.hostname if url.hostname != canvas.hostname else f"port {port}"
+    port, configured = _port(url), _port(canvas)
+    # no port on either: the scheme's default, and http or https of one host is one Canvas
+    same_port = (port is None and configured is None) or \
+        (port or DEFAULT_PORTS.get(url.scheme.lower())) == (configured or DEFAULT_PORTS.get(canvas.scheme))
+    if url.hostname != canvas.hostname or not same_port:
+        where = f"port {port or DEFAULT_PORTS.get(url.scheme.lower())}" if url.hostname == canvas.hostname \
+            else f"{url.hostname}:{port}" if port else url.hostname
         raise ValueError(f"the course URL {text.strip()!r} is on {where}, not on the configured "
                          f"Canvas {canvas.netloc}; give the course id of a course there")
     return match["id"]
