@@ -66,7 +66,7 @@ def test_undo_in_a_write_only_outage_stops_and_undo_again_finishes(canvas, cours
     line = stop_line(r.err)
     assert "stopped: Canvas is unavailable (5 writes in a row failed" in line and "failed 0" in line
     assert "unknown: the rerun or --undo settles them by looking at Canvas" in line
-    assert requests_after(canvas, "DELETE", 150) <= 40  # was ~1,050
+    assert requests_after(canvas, "DELETE", 150) <= 40  # measured 14-16; was ~1,050
     canvas.faults.clear()
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
@@ -86,7 +86,7 @@ def test_a_set_state_batch_in_a_write_only_outage_stops(canvas, course, run, tmp
     r = run(set_user_state, "--csv", csv, "--log", log, "--workers", "8")
     assert r.code == EXIT_STOPPED, r.err
     assert "5 writes in a row failed" in stop_line(r.err)
-    assert requests_after(canvas, "DELETE", 100) <= 60  # 8 workers in flight
+    assert requests_after(canvas, "DELETE", 100) <= 40  # 8 workers in flight; measured 15-24
     canvas.faults.clear()
     r = run(set_user_state, "--csv", csv, "--log", log)
     assert r.code == 0, r.err
