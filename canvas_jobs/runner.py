@@ -278,9 +278,9 @@ class Run:
             wants = {_wants(c) for _, c in asked}
             first = asked[0][0]
             if change.action != "failed" and len(wants) > 1:
-                others = ", ".join(f"line {n} asks for {_wants(c)}" for n, c in asked if n != line)
+                others = ", ".join(f"line {n} ({_wants(c)})" for n, c in asked if _wants(c) != _wants(change))
                 which = f"enrollment {change.enrollment_id}" if change.enrollment_id else "the enrollment"
-                change = change.failed(f"contradicts {others}, this line for {_wants(change)}: {which} "
+                change = change.failed(f"contradicts {others}, this line asks for {_wants(change)}: {which} "
                                        "left as it is; keep the row you mean")
             elif change.action != "failed" and line != first:
                 change = dataclasses.replace(change, action="unchanged", same_as=first)

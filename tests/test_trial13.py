@@ -103,8 +103,8 @@ def test_one_enrollment_under_two_course_spellings_is_refused_on_both_lines(canv
                     [("sis_course_id:C3", "S0001", "inactive"), (course.id, "S0001", "active")])
     r = run(set_user_state, "--csv", csv)
     assert r.code == 1, r.err
-    assert "line 2 (S0001): contradicts line 3 asks for active, this line for inactive" in r.err
-    assert "line 3 (S0001): contradicts line 2 asks for inactive, this line for active" in r.err
+    assert "line 2 (S0001): contradicts line 3 (active), this line asks for inactive: enrollment" in r.err
+    assert "line 3 (S0001): contradicts line 2 (inactive), this line asks for active: enrollment" in r.err
     assert "already active" not in r.out and canvas.writes() == []
     assert canvas.store.states_of("S0001") == ["active"]
 
