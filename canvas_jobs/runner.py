@@ -87,7 +87,7 @@ class Run:
         self.lock = threading.Lock()
         self.raw: IO[bytes] | None = None  # the CSV file, read twice
         self.started = 0  # writes this run has started, for --max-changes
-        self.unknown = 0  # writes whose outcome is unknown (intent open) when the run stopped
+        self.unknown: set[int] = set()  # lines with a write whose outcome is unknown (intent open) if the run stops
         # course -> ({SIS ID: active and inactive enrollments}, {SIS ID: ended ones}), read in bulk by the source
         self.known: dict = {}
 
@@ -121,7 +121,7 @@ class Run:
             return self.stop(f"stopped: {exc}", EXIT_STOPPED)
         except TooManyChanges as exc:
             self.report.finish(stopped=f"{self.options.prog}: stopped: {exc}", then=exc.then,
-                               unknown=self.unknown)
+                               unknown=len(self.unknown))
             return EXIT_CHANGE_LIMIT
         finally:
             if previous is not None:
@@ -150,7 +150,7 @@ class Run:
         return rows
 
     def stop(self, word: str, code: int) -> int:
-        self.report.finish(stopped=f"{self.options.prog}: {word}", unknown=self.unknown)
+        self.report.finish(stopped=f"{self.options.prog}: {word}", unknown=len(self.unknown))
         return code
 
     def source(self) -> tuple[Iterable[Row], int, str]:
@@ -338,12 +338,12 @@ class Run:
                     # perhaps made: the intent stays open for the next run or --undo to settle
                     if exc.unclear:
                         with self.lock:  # if the run stops, its outcome is unknown, not "not done"
-                            self.unknown += 1
+                            self.unknown.add(line)
                     return line, change.failed(str(exc)), exc
                 done = change.failed(str(exc))
             except RunStopped:
                 with self.lock:  # perhaps sent before the stop: its intent stays open
-                    self.unknown += 1
+                    self.unknown.add(line)
                 return line, None, None
             if self.journal and seq is not None:
                 self.journal.result(seq, done.result_fields())
