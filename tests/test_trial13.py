@@ -109,6 +109,23 @@ def test_one_enrollment_under_two_course_spellings_is_refused_on_both_lines(canv
     assert canvas.store.states_of("S0001") == ["active"]
 
 
+def test_rows_more_than_a_block_apart_run_in_file_order(canvas, run, tmp_path):
+    """The runner weighs a block (1000 rows) before writing; rows further apart run in
+    order, each line true when reported, the enrollment ending as the later row asks."""
+    course = canvas.store.add_course("C3", "C3")
+    canvas.store.enroll(canvas.store.add_user("S0001"), course)
+    filler = [canvas.store.add_user(f"F{n:04d}") for n in range(1000)]
+    for user in filler:
+        canvas.store.enroll(user, course)
+    csv = write_csv(tmp_path / "far.csv", "course_id,sis_user_id,state",
+                    [("sis_course_id:C3", "S0001", "inactive")] + [(course.id, u.sis_user_id, "active") for u in filler]
+                    + [(course.id, "S0001", "active")])
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 0, r.err
+    assert "deactivated: active -> inactive" in r.out and "reactivated: inactive -> active" in r.out
+    assert canvas.store.states_of("S0001") == ["active"]
+
+
 def test_a_repeated_row_is_one_change_same_as_the_first(canvas, course, run, tmp_path):
     canvas.store.enroll(canvas.store.add_user("S101"), course)
     csv = write_csv(tmp_path / "d.csv", "course_id,sis_user_id,state",
