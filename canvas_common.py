@@ -339,7 +339,7 @@ def sis_ref(column: str, value: str) -> str:
 
 
 # a course as the browser's address bar shows it: https://HOST/courses/4711/users
-COURSE_URL = re.compile(r"https?://[^/?#\s]+/courses/(?P<id>\d+)(?:[/?#]\S*)?")
+COURSE_URL = re.compile(r"(?i:https?)://[^/?#\s]+/courses/(?P<id>\d+)(?:[/?#]\S*)?")  # schemes: any case
 
 
 def parse_course(text: str) -> str:
@@ -473,13 +473,13 @@ def _never_sent(exc: requests.RequestException) -> bool:
 class AttemptGuard(Protocol):
     """A run's stop policy, told of every attempt (canvas_jobs.guard.Guard is the one used).
 
-    before() may raise to stop a request before it is sent; failed(error) hears of a
+    before() may raise to stop a request before it is sent; failed(error, method) hears of a
     request that got no answer; answered(response, tries) of one that did, and returns
     True when the request is to be sent again (throttling as back-pressure)."""
 
     def before(self) -> None: ...
 
-    def failed(self, error: CanvasError) -> None: ...
+    def failed(self, error: CanvasError, method: str = "GET") -> None: ...
 
     def answered(self, resp: requests.Response, tries: int) -> bool: ...
 
@@ -543,7 +543,7 @@ class Canvas:
                 self._log(method, url, params, type(exc).__name__, started)
                 error = self._network_error(exc, method, attempt + 1, time.monotonic() - first)
                 if self.guard:
-                    self.guard.failed(error)
+                    self.guard.failed(error, method)
                 if last or error.final or (error.unclear and method != "GET"):
                     raise error from None
                 self._backoff(attempt, None)

@@ -10,6 +10,8 @@ runs `set_user_state.py --csv` setting them all inactive, and lets the first
 - server error: 500 with Canvas's error report body
 - revoked token: 401 "Revoked access token."
 - no answer: every request waits past --timeout (1 s here)
+- writes only: every write (the DELETEs) gets 500, or 503, while reads still work; the
+  look-again reads after each failed write succeed, and 5 failed writes in a row stop the run
 
 It prints the seconds and requests from the fault to the stop, the exit code,
 the rows failed, and the lines on stderr, beside what the issue aims at: one
@@ -51,8 +53,14 @@ def silent():
     return Fault("delay", seconds=3.0, times=10 ** 9)
 
 
+def writes_only(status):
+    return lambda: Fault("status", status=status, method="DELETE", times=10 ** 9,
+                         body={"errors": [{"message": "An error occurred."}], "error_report_id": 1})
+
+
 FAULTS = {"maintenance (503)": maintenance, "server error (500)": server_error,
-          "revoked token (401)": None, "no answer (timeout)": silent}
+          "revoked token (401)": None, "no answer (timeout)": silent,
+          "writes only (500)": writes_only(500), "writes only (503)": writes_only(503)}
 
 
 def run_cell(make_fault, n, after, workers, latency):
@@ -95,7 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
     print(f"{args.n} rows, fault after {args.after} writes, latency {args.latency_ms:g} ms; aim: exit 75, "
-          "one line, 0 failed, requests after the fault ~ writes in flight + 10\n")
+          "one line, 0 failed, requests after the fault ~ writes in flight + 5 writes or 10 requests\n")
     print(f"{'fault':<22} {'seconds':>8} {'requests':>9} {'exit':>5} {'failed':>7} {'lines':>6} "
           f"{'rerun':>6} {'job done':>9}", flush=True)
     messages = []

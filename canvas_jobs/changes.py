@@ -47,6 +47,7 @@ class Change:
     # concluded or deleted rows of this user, role and section a POST would reopen: ((id, state), ...)
     reopens: tuple = dataclasses.field(default=(), compare=False)
     warning: str | None = dataclasses.field(default=None, compare=False)  # what Canvas may do later
+    same_as: int | None = dataclasses.field(default=None, compare=False)  # an earlier row asked the same
 
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
@@ -62,7 +63,7 @@ class Change:
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in ("section", "notify", "section_name", "hint", "reopens")}
-        for optional in ("error", "role_id", "warning"):  # only when they say something
+        for optional in ("error", "role_id", "warning", "same_as"):  # only when they say something
             if data[optional] is None:
                 del data[optional]
         if self.action in ("created", "reopened"):  # the section as asked: where the POST goes
@@ -89,6 +90,8 @@ class Change:
         what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
         if self.action == "failed":
             text = f"{who}: failed: {self.error}"
+        elif self.same_as:
+            text = f"{who}: {what} {self.after}: same as line {self.same_as}"
         elif self.action == "unchanged":
             text = f"{who}: {what} is already {self.before}; nothing to do"
         elif self.action == "created" and self.dry_run:

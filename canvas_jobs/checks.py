@@ -20,8 +20,10 @@ from .courses import course_id
 from .options import Options
 
 # Excel's General format shows a number of 12 or more digits as d.ddddE+dd: the digits
-# after the sixth are gone, so no SIS ID, section or course written so can be trusted
-EXCEL_NUMBER = re.compile(r"[+-]?\d(?:\.\d{1,14})?E[+-]\d{2,3}")
+# after the sixth are gone, so no SIS ID, section or course written so can be trusted. A
+# European Excel writes a decimal comma (1,23457E+11), other programs a small e; the sign
+# after the E is what a SIS ID such as 12E4 lacks
+EXCEL_NUMBER = re.compile(r"[+-]?\d(?:[.,]\d{1,14})?[Ee][+-]\d{2,3}")
 CHECKED_CELLS = ("sis_user_id", "course_id", "section")
 TEXT_COLUMN_HINT = ("export it again from its source, or open the CSV with Excel's Data > From Text/CSV "
                     "and set the column's type to Text before saving")

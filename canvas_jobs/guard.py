@@ -65,7 +65,10 @@ class Guard:
     - 401 that is not about a token's scopes (CanvasAuthError): stop at once.
     - Canvas unavailable (5xx, proxy errors, timeouts, refused or broken
       connections): stop after UNAVAILABLE_IN_A_ROW such attempts with no
-      answer from Canvas in between. A certificate or a host name that does not
+      answer from Canvas in between; or after WRITES_UNAVAILABLE_IN_A_ROW writes
+      (POST, PUT, DELETE) in a row found it so, whatever the reads between them
+      found (a write-only outage: the look-again reads after a failed write
+      succeed and must not keep the run writing). A certificate or a host name that does not
       resolve (CanvasUnreachable.final) stops at once.
     - Throttled (429, 403 Rate Limit Exceeded): back-pressure, never a failure;
       the request waits its turn in the pacer and is sent again. Only when
@@ -74,6 +77,7 @@ class Guard:
     """
 
     UNAVAILABLE_IN_A_ROW = 10
+    WRITES_UNAVAILABLE_IN_A_ROW = 5
     THROTTLED_FOR = 180.0  # seconds of refusals with one request in flight
     MAX_WAIT = 10.0  # longest wait before a throttled request is sent again
 
@@ -83,6 +87,7 @@ class Guard:
         self.reason: str | None = None
         self.stopped_at: float | None = None  # time.monotonic() of the stop (bench/)
         self.unavailable = 0  # attempts in a row that found Canvas unavailable
+        self.writes_unavailable = 0  # writes in a row that found it so (reads between do not count)
         self.last_failure = ""
         self.throttled_since: float | None = None
 
@@ -91,11 +96,11 @@ class Guard:
         if self.reason:
             raise RunStopped(self.reason)
 
-    def failed(self, error: cc.CanvasError):
+    def failed(self, error: cc.CanvasError, method: str = "GET"):
         """An attempt that got no answer (timeout, refused, broken, TLS, DNS)."""
         if getattr(error, "final", False):
             self.stop(str(error))
-        self.count_unavailable(str(error))
+        self.count_unavailable(str(error), method != "GET")
 
     def answered(self, resp: requests.Response, tries: int) -> bool:
         """An answer; True when it was throttled and the request should be sent again."""
@@ -106,19 +111,27 @@ class Guard:
         if cc.is_throttled(resp):
             self.wait_turn(resp, tries)
             return True
+        is_write = resp.request is not None and resp.request.method not in (None, "GET")
         if resp.status_code >= 500:
-            self.count_unavailable(str(cc.error_for(resp, "")))
+            self.count_unavailable(str(cc.error_for(resp, "")), is_write)
             return False
         with self.lock:
             self.unavailable, self.throttled_since = 0, None
+            if is_write:
+                self.writes_unavailable = 0
         return False
 
-    def count_unavailable(self, what: str):
+    def count_unavailable(self, what: str, is_write: bool = False):
         with self.lock:
             self.unavailable += 1
+            self.writes_unavailable += is_write
             self.throttled_since, self.last_failure = None, what
-            if self.unavailable < self.UNAVAILABLE_IN_A_ROW:
+            writes = self.writes_unavailable >= self.WRITES_UNAVAILABLE_IN_A_ROW
+            if self.unavailable < self.UNAVAILABLE_IN_A_ROW and not writes:
                 return
+        if writes:
+            self.stop(f"Canvas is unavailable ({self.WRITES_UNAVAILABLE_IN_A_ROW} writes in a row failed; "
+                      f"the last: {what})")
         self.stop(f"Canvas is unavailable ({self.UNAVAILABLE_IN_A_ROW} requests in a row failed; "
                   f"the last: {what})")
 
@@ -127,6 +140,9 @@ class Guard:
         answer since (a small batch can end before UNAVAILABLE_IN_A_ROW)."""
         if self.unavailable:
             self.stop(f"Canvas is unavailable (the last {self.unavailable} requests failed; "
+                      f"the last: {self.last_failure})")
+        if self.writes_unavailable:
+            self.stop(f"Canvas is unavailable (the last {self.writes_unavailable} writes failed; "
                       f"the last: {self.last_failure})")
 
     def wait_turn(self, resp: requests.Response, tries: int):

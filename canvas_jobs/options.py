@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
@@ -62,13 +63,19 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         options = self.argv[:self.argv.index("--")] if "--" in self.argv else self.argv
-        dashed = [a for a in options if a.startswith("-") and a.split("=", 1)[0] not in self._option_string_actions]
+        dashed = [a for i, a in enumerate(options) if a.startswith("-")
+                  and a.split("=", 1)[0] not in self._option_string_actions and not self.option_value(options, i)]
         hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
                f"COURSE {dashed[0]} ..." if dashed and "--" not in self.argv else ""
         near = self.nearest(dashed[0]) if dashed and dashed[0].startswith("--") else None
         if near:  # a typo, or an option of another version: not a SIS ID
             message, hint = f"unknown option {dashed[0].split('=', 1)[0]}; did you mean {near}?", ""
         self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
+
+    def option_value(self, argv: Sequence[str], i: int) -> bool:
+        """A negative number right after an option that takes a value is that value, not a SIS ID."""
+        action = self._option_string_actions.get(argv[i - 1]) if i else None
+        return action is not None and action.nargs != 0 and re.fullmatch(r"-\d+(?:\.\d+)?", argv[i]) is not None
 
     def nearest(self, typed: str) -> str | None:
         """The real long option closest to one typed (--dryrun: --dry-run), if any is close."""

@@ -29,7 +29,8 @@ class Report:
 
     def __init__(self, options: Options, batch: bool):
         self.options, self.batch = options, batch
-        self.token, self.total, self.done = "", 0, 0
+        self.token, self.done = "", 0
+        self.total: int | None = None  # rows to run, once the source has read them
         self.counts = {"created": 0, "changed": 0, "unchanged": 0, "failed": 0}
         self.failures: list[str] = []
         self.notes: list[str] = []  # what the source of rows has to say (--from), after the summary
@@ -83,7 +84,7 @@ class Report:
         """One line on the terminal, rewritten in place, never wider than the terminal."""
         if self.progress:
             width = _terminal_width(sys.stderr) - 1
-            sys.stderr.write(f"\r{f'row {self.done}/{self.total}: {self.summary()}'[:width]}\x1b[K")
+            sys.stderr.write(f"\r{f'row {self.done}/{self.total}: {self.summary(finished=False)}'[:width]}\x1b[K")
             sys.stderr.flush()
             self.drawn = True
 
@@ -93,16 +94,27 @@ class Report:
             sys.stderr.flush()
             self.drawn = False
 
-    def summary(self) -> str:
+    def summary(self, finished: bool = True) -> str:
+        """The counts; a finished dry run adds the --max-changes that allows its changes."""
         changes = self.counts["created"] + self.counts["changed"]
         dry = f" (dry run: nothing changed; {changes} changes: --max-changes {changes} allows them)" \
-            if self.options.dry_run else ""
+            if self.options.dry_run and finished else " (dry run: nothing changed)" if self.options.dry_run else ""
         return ", ".join(f"{k} {v}" for k, v in self.counts.items()) + dry
 
-    def finish(self, stopped: str | None = None, then: str = "run the same command again to finish") -> int:
-        if stopped:
-            self.warn(f"{stopped}; after {self.done} of {self.total} rows ({self.summary()}; "
-                      f"{self.total - self.done} not done); {then}")
+    def finish(self, stopped: str | None = None, then: str = "run the same command again to finish",
+               unknown: int = 0) -> int:
+        """The summary (or, stopped, the one stop line) on stderr; the exit code of the rows.
+
+        unknown: writes whose outcome the run never learned (their intents stay open)."""
+        if stopped and self.total is None:  # before the rows were read: nothing was changed
+            self.warn(f"{stopped}; before any change; {then}")
+            return cc.EXIT_CANVAS
+        if stopped and self.total is not None:
+            left = self.total - self.done
+            unsure = f", {unknown} unknown: the rerun or --undo settles them by looking at Canvas" \
+                if unknown else ""
+            self.warn(f"{stopped}; after {self.done} of {self.total} rows ({self.summary(finished=False)}; "
+                      f"{left - unknown} not done{unsure}); {then}")
             return cc.EXIT_CANVAS
         if self.batch:
             self.warn(f"summary: {self.summary()}")

@@ -56,6 +56,12 @@ def run(operation: Operation[Any], options: Options) -> int:
     except cc.CanvasError as exc:
         print(f"{options.prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except RunStopped as exc:  # Run.execute reports its own; this is before or after one
+        print(f"{options.prog}: stopped: {exc}; run the same command again to finish", file=sys.stderr)
+        return EXIT_STOPPED
+    except TooManyChanges as exc:
+        print(f"{options.prog}: stopped: {exc}; {exc.then}", file=sys.stderr)
+        return EXIT_CHANGE_LIMIT
     except KeyboardInterrupt:
         print(f"{options.prog}: interrupted", file=sys.stderr)
         return 130
@@ -78,9 +84,10 @@ class Run:
         self.guard: Guard | None = None if self.single else Guard(self.pacer)
         self.canvas.guard = self.guard
         self.journal: audit.Journal | None = None
+        self.lock = threading.Lock()
         self.raw: IO[bytes] | None = None  # the CSV file, read twice
-        self.planned: dict = {}
         self.started = 0  # writes this run has started, for --max-changes
+        self.unknown: set[int] = set()  # lines with a write whose outcome is unknown (intent open) if the run stops
         # course -> ({SIS ID: active and inactive enrollments}, {SIS ID: ended ones}), read in bulk by the source
         self.known: dict = {}
 
@@ -95,18 +102,13 @@ class Run:
 
     def execute(self) -> int:
         """Plan and write every row; the exit code."""
-        rows, total, source_digest = self.source()
         previous = signal.signal(signal.SIGTERM, _raise_terminated) \
             if threading.current_thread() is threading.main_thread() else None
         status = "stopped"
         try:
-            self.open_journal(source_digest)
-            if isinstance(self.operation, Undo):
-                rows = self.operation.rows(self.canvas, self.journal, self.report.warn)
-                total = len(rows)
-                if not rows:
-                    return cc.EXIT_OK
-            self.report.total = total
+            rows = self.begin()
+            if rows is None:
+                return cc.EXIT_OK
             self.process(rows)
             status = "finished"
         except KeyboardInterrupt:
@@ -118,7 +120,8 @@ class Run:
         except RunStopped as exc:
             return self.stop(f"stopped: {exc}", EXIT_STOPPED)
         except TooManyChanges as exc:
-            self.report.finish(stopped=f"{self.options.prog}: stopped: {exc}", then=exc.then)
+            self.report.finish(stopped=f"{self.options.prog}: stopped: {exc}", then=exc.then,
+                               unknown=len(self.unknown))
             return EXIT_CHANGE_LIMIT
         finally:
             if previous is not None:
@@ -127,8 +130,27 @@ class Run:
                 self.journal.end(status, self.report.counts)
         return self.report.finish()
 
+    def begin(self) -> Iterable[Row] | None:
+        """The rows (None: an undo with nothing to do), the journal open. Canvas unavailable
+        while the rows are read (--from, undo's settling) stops the run as it would a batch."""
+        try:
+            rows, total, source_digest = self.source()
+            if not isinstance(self.operation, Undo):  # undo's rows are known once settled
+                self.report.total = total
+            self.open_journal(source_digest)
+            if isinstance(self.operation, Undo):
+                rows = self.operation.rows(self.canvas, self.journal, self.report.warn)
+                self.report.total = len(rows)
+                if not rows:
+                    return None
+        except cc.CanvasError as exc:
+            if self.guard and unavailable(exc):
+                self.guard.stop_if_down()
+            raise
+        return rows
+
     def stop(self, word: str, code: int) -> int:
-        self.report.finish(stopped=f"{self.options.prog}: {word}")
+        self.report.finish(stopped=f"{self.options.prog}: {word}", unknown=len(self.unknown))
         return code
 
     def source(self) -> tuple[Iterable[Row], int, str]:
@@ -206,8 +228,8 @@ class Run:
     def run_block(self, block: list[Row]) -> None:
         self.drain(0)
         self.stop_if_output_closed()
-        self.planned = {}
-        requests, writes = [], []
+        requests: list[Request] = []
+        planned: list[tuple[int, Change]] = []
         for line, values in block:
             try:
                 values = {**values, "course_id": course_id(values.get("course_id", ""), self.base_url)}
@@ -232,11 +254,11 @@ class Run:
                                                dry_run=self.options.dry_run, error=str(exc)), exc)
                 continue
             for r in mine:
-                writes += self.plan(r, found.get(r.sis_id, []))
-        self.submit(writes)
+                planned += self.plan(r, found.get(r.sis_id, []))
+        self.submit(self.weigh(planned))
 
     def plan(self, request: Request, rows: list[dict]) -> list[tuple[int, Change]]:
-        """Report what needs no write; return the (line, Change) writes to make."""
+        """The (line, Change)s of one request, unchanged ones too; a failure is reported."""
         try:
             changes = self.operation.plan(self.canvas, request, rows, self.options.dry_run)
         except cc.CanvasError as exc:
@@ -244,19 +266,33 @@ class Run:
                                              dry_run=self.options.dry_run, error=str(exc)), exc)
             return []
         self.report.expect(request.line, len(changes))
+        return [(request.line, change) for change in changes]
+
+    def weigh(self, planned: list[tuple[int, Change]]) -> list[tuple[int, Change]]:
+        """A block's plan against itself: report what needs no write; return the writes to make.
+
+        One enrollment (Canvas's ids are unique, whichever spelling of the course a row used)
+        asked for by several rows: the same state, written once, the later rows "same as line N";
+        different states, neither written, every such row failed naming the others."""
+        rows: dict = {}
+        for line, change in planned:
+            rows.setdefault(_enrollment(change), []).append((line, change))
         writes = []
-        for change in changes:
-            key = (change.course_id, change.enrollment_id) if change.enrollment_id else \
-                (change.course_id, change.sis_user_id, change.role, change.section)
-            if change.action != "unchanged" and key in self.planned:
-                # the same change twice in one block: write once, never race with ourselves
-                change = dataclasses.replace(change, action="unchanged",
-                                             hint=f"done by line {self.planned[key]}")
-            if change.action == "unchanged" or self.options.dry_run:
-                self.report.add(request.line, change)
-                continue
-            self.planned[key] = request.line
-            writes.append((request.line, change))
+        for line, change in planned:
+            asked = rows[_enrollment(change)]
+            wants = {_wants(c) for _, c in asked}
+            first = asked[0][0]
+            if change.action != "failed" and len(wants) > 1:
+                others = ", ".join(f"line {n} ({_wants(c)})" for n, c in asked if _wants(c) != _wants(change))
+                which = f"enrollment {change.enrollment_id}" if change.enrollment_id else "the enrollment"
+                change = change.failed(f"contradicts {others}, this line asks for {_wants(change)}: {which} "
+                                       "left as it is; keep the row you mean")
+            elif change.action != "failed" and line != first:
+                change = dataclasses.replace(change, action="unchanged", same_as=first)
+            if change.action in ("unchanged", "failed") or self.options.dry_run:
+                self.report.add(line, change)
+            else:
+                writes.append((line, change))
         return writes
 
     def submit(self, writes: list[tuple[int, Change]]):
@@ -305,9 +341,14 @@ class Run:
             except cc.CanvasError as exc:
                 if self.guard and unavailable(exc):
                     # perhaps made: the intent stays open for the next run or --undo to settle
+                    if exc.unclear:
+                        with self.lock:  # if the run stops, its outcome is unknown, not "not done"
+                            self.unknown.add(line)
                     return line, change.failed(str(exc)), exc
                 done = change.failed(str(exc))
             except RunStopped:
+                with self.lock:  # perhaps sent before the stop: its intent stays open
+                    self.unknown.add(line)
                 return line, None, None
             if self.journal and seq is not None:
                 self.journal.result(seq, done.result_fields())
@@ -329,6 +370,18 @@ class Run:
             self.held.append((line, change))
         else:
             self.report.add(line, change)
+
+
+def _enrollment(change: Change) -> tuple:
+    """Which enrollment a change is of: its id, or for a new one its user, role and section."""
+    if change.enrollment_id:
+        return (change.enrollment_id,)
+    return (change.course_id, change.sis_user_id, change.role, change.section)
+
+
+def _wants(change: Change) -> str:
+    """The state a row asks for (invited counts as active, as an admin thinks of it)."""
+    return str(cc.state_group(change.after))
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
