@@ -179,6 +179,7 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
                                                            "type": row.get("type"), "rank": rank})
         person["rows"].append((row.get("course_section_id"), state, row.get("updated_at") or ""))
     concluded -= {(p["user_id"], role) for (_, role), p in people.items()}
+    flipped -= set(no_sis)  # skipped, not carried: named in their own note
     notes = []
     held = {rank for rank, role in enumerate(wanted) if any(role.holds(row) for row in old_rows)}
     nobody = [role.describe() for rank, role in enumerate(wanted) if rank not in held]

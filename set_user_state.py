@@ -84,7 +84,10 @@ class SetState(jobs.Operation[StateChange]):
             raise no_match(canvas, request, role, rows)
         if request.state == "active" and any(cc.state_group(r.get("enrollment_state")) == "active" for r in selected):
             return [plan_row(request, row, dry_run) if cc.state_group(row.get("enrollment_state")) == "active"
-                    else left_inactive(canvas, request, row, dry_run) for row in selected]
+                    else left_inactive(canvas, request, row, rows, dry_run) for row in selected]
+        if request.state == "active":
+            return [second_student(request, row, twin, dry_run) if (twin := active_student_twin(row, rows))
+                    else plan_row(request, row, dry_run) for row in selected]
         return [plan_row(request, row, dry_run) for row in selected]
 
 
@@ -98,13 +101,40 @@ def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
                               warning=canvas_hints.sis_warning(row))
 
 
-def left_inactive(canvas: cc.Canvas, request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
-    """An inactive enrollment beside an active one: not reactivated unless picked."""
+def active_student_twin(row: dict, rows: list[dict]) -> dict | None:
+    """Another enrollment of a student type (built-in or custom, as Auditor) that is active in
+    the same section as this inactive student-type row: reactivating the row would make the
+    user a student twice there (the rule enroll_user.py keeps: one student-type role a section)."""
+    if row.get("type") != "StudentEnrollment" or cc.state_group(row.get("enrollment_state")) == "active":
+        return None
+    return next((r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
+                 and r.get("course_section_id") == row.get("course_section_id")
+                 and cc.state_group(r.get("enrollment_state")) == "active"), None)
+
+
+def second_student(request: StateChange, row: dict, twin: dict, dry_run: bool) -> jobs.Change:
+    """An inactive student-type enrollment beside an active one in its section: left inactive."""
     return jobs.Change.of_row(
         request, row, "unchanged", dry_run=dry_run,
-        hint=f"left inactive: {request.sis_id} is active in another enrollment here (a section move "
-             "leaves the old one inactive); to reactivate this one too: "
-             + canvas_hints.reactivate_command(canvas.config, request.course, request.sis_id, row))
+        hint=f"left inactive: {request.sis_id} is active in section {row.get('course_section_id')} as "
+             f"{roles.row_role(twin)} (enrollment {twin.get('id')}); reactivating this one would make a "
+             "second student-type enrollment there (deactivate that one first to switch)")
+
+
+def left_inactive(canvas: cc.Canvas, request: StateChange, row: dict, rows: list[dict],
+                  dry_run: bool) -> jobs.Change:
+    """An inactive enrollment beside an active one: not reactivated unless picked."""
+    twin = active_student_twin(row, rows)
+    if twin:
+        return second_student(request, row, twin, dry_run)
+    active = [r for r in rows if cc.state_group(r.get("enrollment_state")) == "active"]
+    why = "in the same section" if any(r.get("course_section_id") == row.get("course_section_id")
+                                       for r in active) else \
+        "in another section (a section move leaves the old one inactive)"
+    return jobs.Change.of_row(
+        request, row, "unchanged", dry_run=dry_run,
+        hint=f"left inactive: {request.sis_id} is active in another enrollment {why}; to reactivate this "
+             "one too: " + canvas_hints.reactivate_command(canvas.config, request.course, request.sis_id, row))
 
 
 def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, rows: list) -> cc.CanvasError:

@@ -67,9 +67,9 @@ class Parser(argparse.ArgumentParser):
                   and a.split("=", 1)[0] not in self._option_string_actions and not self.option_value(options, i)]
         hint = f"; a SIS ID that starts with '-' goes after --, as in: {self.prog} [options] -- " \
                f"COURSE {dashed[0]} ..." if dashed and "--" not in self.argv else ""
-        near = self.nearest(dashed[0]) if dashed and dashed[0].startswith("--") else None
-        if near:  # a typo, or an option of another version: not a SIS ID
-            message, hint = f"unknown option {dashed[0].split('=', 1)[0]}; did you mean {near}?", ""
+        if dashed and dashed[0].startswith("--"):  # a typo, an option of another version or script
+            typed, near = dashed[0].split("=", 1)[0], self.nearest(dashed[0])
+            message, hint = f"unknown option {typed}" + (f"; did you mean {near}?" if near else ""), ""
         self.exit(cc.EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see --help)\n")
 
     def option_value(self, argv: Sequence[str], i: int) -> bool:

@@ -197,3 +197,33 @@ def test_a_run_that_changes_nothing_leaves_no_log_file(canvas, course, run, tmp_
     assert r.code == 0 and [e["event"] for e in audit_records(log)] == ["start", "intent", "result", "end"]
     r = run(set_user_state, course.id, "S1", "inactive", "--log", tmp_path / "missing" / "audit.jsonl")
     assert r.code == 2 and "cannot write the audit log" in r.err and r.err.count("\n") == 1
+
+
+def test_an_inactive_student_row_beside_an_active_auditor_in_its_section_stays_inactive(canvas, course, lab, run):
+    """Second trial: the hint must not lead to two active student-type enrollments in one section."""
+    store = canvas.store
+    user = store.add_user("S9005")
+    student = store.enroll(user, course, state="inactive", section=lab)
+    store.enroll(user, course, role=store.add_role("Auditor", "StudentEnrollment"), section=lab)
+    for args in ([], ["--section", str(lab.id), "--role", "student"]):
+        r = run(set_user_state, course.id, "S9005", "active", *args)
+        assert r.code == 0, r.err
+        assert "second student-type enrollment" in r.out and "as Auditor" in r.out
+        assert "to reactivate this one too" not in r.out
+    assert student.workflow_state == "inactive" and canvas.writes() == []
+
+
+def test_a_left_over_in_the_same_section_is_not_called_a_section_move(canvas, course, lab, run):
+    store = canvas.store
+    user = store.add_user("S9006")
+    store.enroll(user, course, section=lab)
+    store.enroll(user, course, type="TaEnrollment", state="inactive", section=lab)
+    r = run(set_user_state, course.id, "S9006", "active")
+    assert r.code == 0 and "active in another enrollment in the same section" in r.out
+    assert "section move" not in r.out
+
+
+def test_an_option_of_the_other_script_is_named_as_an_unknown_option(canvas, run):
+    r = run(set_user_state, "sis_course_id:NEW", "--from", "sis_course_id:OLD", "--state", "active")
+    assert r.code == 2 and "unknown option --state" in r.err and "goes after --" not in r.err
+    assert canvas.requests == []

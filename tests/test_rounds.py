@@ -425,4 +425,7 @@ def test_a_concluded_old_course_carries_its_completed_as_active(canvas, run):
             for u, state in rnd.people.values() if u.sis_user_id}
     assert {s: e.workflow_state for s, e in got.items()} == want
     assert f"course {OLD} is concluded, which made its active enrollments completed" in r.err
+    # those without a SIS ID are skipped, not counted as carried
+    carried_active = sum(1 for state in want.values() if state == "active")
+    assert f"{carried_active} people with completed ones carried as active" in r.err
     assert "left out" not in r.err
