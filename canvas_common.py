@@ -347,7 +347,10 @@ def parse_course(text: str) -> str:
     runner checks, canvas_jobs/courses.py); ValueError otherwise."""
     if COURSE_URL.fullmatch(text.strip()):
         return text
-    return _canvas_id(text, "course", "sis_course_id")
+    try:
+        return _canvas_id(text, "course", "sis_course_id")
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or the course's address, https://HOST/courses/12345") from None
 
 
 def parse_section(text: str) -> str:

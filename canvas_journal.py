@@ -139,14 +139,19 @@ def upgrade(entry: dict) -> dict:
 
 
 def open_job(entries: list[dict], key: str | None) -> dict | None:
-    """The run to continue: the last run with this key, if it did not finish."""
+    """The run to continue: the last run with this key, if it did not finish and its job
+    was not undone since (an undo closes the job it put back: the same command afterwards
+    is a new job, so a later undo never reverts what the first undo already restored)."""
     starts = [e for e in entries if e.get("event") == "start" and e.get("key") == key]
     if not starts:
         return None
     last = starts[-1]
     ended = any(e.get("event") == "end" and e["run"] == last["run"] and e.get("status") == "finished"
                 for e in entries)
-    return None if ended else last
+    runs = {e["run"] for e in entries if e.get("event") == "start" and e.get("job") == last["job"]}
+    undone = any(e.get("event") == "start" and e.get("operation") == "undo"
+                 and (e.get("target") == last["job"] or e.get("target") in runs) for e in entries)
+    return None if ended or undone else last
 
 
 def job_writes(entries: list[dict], job: str | None, run: str | None = None) -> tuple[list[dict], list[dict]]:

@@ -13,6 +13,7 @@ import canvas_common as cc
 import canvas_hints
 import canvas_journal as audit
 
+from .guard import RunStopped
 from .options import Options, Parser, arg_type
 
 
@@ -236,7 +237,10 @@ def create(canvas: cc.Canvas, change: Change) -> dict:
 
 def write(canvas: cc.Canvas, change: Change) -> Change:
     """Apply with care: after an unclear failure, or a refusal because the enrollment
-    is no longer as planned, look at Canvas before (never blindly) writing again."""
+    is no longer as planned, look at Canvas before (never blindly) writing again.
+
+    RunStopped (the run stopped meanwhile) comes out unclear when an attempt may have
+    reached Canvas: one that failed unclearly before the look that the stop cut short."""
     for attempt in range(3):
         try:
             return apply(canvas, change)
@@ -244,7 +248,11 @@ def write(canvas: cc.Canvas, change: Change) -> Change:
             refused = isinstance(exc, cc.CanvasBadRequest) and change.action not in ("created", "reopened")
             if not (exc.unclear or refused) or attempt == 2:
                 raise
-            seen = observe(canvas, change)
+            try:
+                seen = observe(canvas, change)
+            except RunStopped as stop:  # stopped while looking: that write's outcome is unknown
+                stop.unclear = stop.unclear or exc.unclear
+                raise
             if seen is None and not exc.unclear:
                 raise  # refused, and not done: writing again would be refused again
             if seen is not None:

@@ -30,7 +30,15 @@ EXIT_CHANGE_LIMIT = 3
 
 
 class RunStopped(Exception):
-    """The whole run must stop (no new requests); str() is what happened."""
+    """The whole run must stop (no new requests); str() is what happened.
+
+    unclear: the write being made when it stopped may have reached Canvas (a 5xx or a
+    lost connection was what stopped it, or came before); False when that write was
+    never sent or Canvas refused it (a rejected token, throttling): not done."""
+
+    def __init__(self, reason: str, unclear: bool = False):
+        super().__init__(reason)
+        self.unclear = unclear
 
 
 class TooManyChanges(Exception):
@@ -131,9 +139,9 @@ class Guard:
                 return
         if writes:
             self.stop(f"Canvas is unavailable ({self.WRITES_UNAVAILABLE_IN_A_ROW} writes in a row failed; "
-                      f"the last: {what})")
+                      f"the last: {what})", unclear=is_write)
         self.stop(f"Canvas is unavailable ({self.UNAVAILABLE_IN_A_ROW} requests in a row failed; "
-                  f"the last: {what})")
+                  f"the last: {what})", unclear=is_write)
 
     def stop_if_down(self):
         """At the end of a run: RunStopped if its last requests found Canvas unavailable with no
@@ -163,9 +171,9 @@ class Guard:
         else:  # until the bucket has leaked enough, as the pacer reckons it
             self.pacer.wait_for_room(jitter)
 
-    def stop(self, reason: str):
+    def stop(self, reason: str, unclear: bool = False):
         self.halt(reason)
-        raise RunStopped(self.reason)
+        raise RunStopped(self.reason or reason, unclear)
 
     def halt(self, reason: str):
         """No attempt from now on (Ctrl-C, SIGTERM, a closed stdout): a request waiting out

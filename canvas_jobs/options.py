@@ -88,7 +88,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(operation: Operation[Any], usage: str, description: str, epilog: str | None = None) -> Parser:
     """The script's parser, named as the user ran it; epilog (examples) is printed as written."""
+    # allow_abbrev=False: --max-change is a typo to name, not --max-changes to guess
     parser = Parser(prog=cc.prog_name(operation.prog), usage=usage, description=description, epilog=epilog,
+                    allow_abbrev=False,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     operation.add_arguments(parser)
     parser.add_argument("--config", metavar="FILE",

@@ -97,7 +97,8 @@ class Report:
     def summary(self, finished: bool = True) -> str:
         """The counts; a finished dry run adds the --max-changes that allows its changes."""
         changes = self.counts["created"] + self.counts["changed"]
-        dry = f" (dry run: nothing changed; {changes} changes: --max-changes {changes} allows them)" \
+        noun = "change" if changes == 1 else "changes"
+        dry = f" (dry run: nothing changed; {changes} {noun}: --max-changes {changes} allows them)" \
             if self.options.dry_run and finished else " (dry run: nothing changed)" if self.options.dry_run else ""
         return ", ".join(f"{k} {v}" for k, v in self.counts.items()) + dry
 

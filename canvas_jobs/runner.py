@@ -346,9 +346,13 @@ class Run:
                             self.unknown.add(line)
                     return line, change.failed(str(exc)), exc
                 done = change.failed(str(exc))
-            except RunStopped:
-                with self.lock:  # perhaps sent before the stop: its intent stays open
-                    self.unknown.add(line)
+            except RunStopped as stop:
+                if stop.unclear:
+                    with self.lock:  # perhaps made: its intent stays open for the rerun or --undo
+                        self.unknown.add(line)
+                elif self.journal and seq is not None:  # never sent, or refused (token, throttling): not done
+                    self.journal.result(seq, dataclasses.replace(change, action="not done",
+                                                                 after=change.before).result_fields())
                 return line, None, None
             if self.journal and seq is not None:
                 self.journal.result(seq, done.result_fields())

@@ -227,3 +227,11 @@ def test_an_option_of_the_other_script_is_named_as_an_unknown_option(canvas, run
     r = run(set_user_state, "sis_course_id:NEW", "--from", "sis_course_id:OLD", "--state", "active")
     assert r.code == 2 and "unknown option --state" in r.err and "goes after --" not in r.err
     assert canvas.requests == []
+
+
+def test_an_abbreviated_option_is_not_guessed(canvas, run, tmp_path):
+    csv = tmp_path / "in.csv"
+    csv.write_text("course_id,sis_user_id,state\n1,S1,inactive\n")
+    r = run(set_user_state, "--csv", csv, "--max-change", "5")
+    assert r.code == 2 and "unknown option --max-change; did you mean --max-changes?" in r.err
+    assert canvas.requests == []

@@ -338,3 +338,38 @@ def test_a_batch_against_a_canvas_that_refuses_connections_is_one_stop(canvas, r
     line = stop_line(r.err)
     assert "stopped: Canvas is unavailable (the last 2 requests failed" in line and "connection was refused" in line
     assert "failed 0" in line and "30 not done" in line
+
+
+def test_the_same_command_after_an_undo_is_a_new_job_so_a_later_undo_spares_hand_changes(
+        canvas, course, batch, run):
+    """Second trial: stopped, undone, one enrollment set inactive by hand, the same command
+    run again, then --undo: the hand change stays (the undone job is not continued)."""
+    csv, log = batch
+    after_writes(canvas, 20, lambda: canvas.store.tokens.__setitem__(TOKEN, "revoked"))
+    assert run(set_user_state, "--csv", csv, "--log", log).code == EXIT_STOPPED
+    canvas.store.tokens[TOKEN] = "admin"
+    assert run(set_user_state, "--undo", log).code == 0
+    assert set(states(canvas, course)) == {"active"}
+    assert run(set_user_state, course.id, "P003", "inactive").code == 0  # by hand, no log
+    rerun = run(set_user_state, "--csv", csv, "--log", log)
+    assert rerun.code == 0 and "unchanged 1" in rerun.err
+    starts = [r for r in audit_records(log) if r["event"] == "start"]
+    assert starts[-1]["job"] != starts[0]["job"] and "continues" not in starts[-1]
+    assert run(set_user_state, "--undo", log).code == 0
+    by_sis = {canvas.store.users[e.user_id].sis_user_id: e.workflow_state
+              for e in canvas.store.enrollments.values() if e.course_id == course.id}
+    assert by_sis.pop("P003") == "inactive" and set(by_sis.values()) == {"active"}
+
+
+def test_writes_refused_by_a_revoked_token_are_not_done_not_unknown(canvas, course, batch, run):
+    """Second trial: a 401 is a refusal: those writes were not made, and the log closes them."""
+    csv, log = batch
+    after_writes(canvas, 50, lambda: canvas.store.tokens.__setitem__(TOKEN, "revoked"))
+    r = run(set_user_state, "--csv", csv, "--log", log, "--workers", "8")
+    assert r.code == EXIT_STOPPED and "unknown" not in stop_line(r.err)
+    records = audit_records(log)
+    intents = {(e["run"], e["seq"]) for e in records if e["event"] == "intent"}
+    results = {(e.get("of_run") or e["run"], e["seq"]) for e in records if e["event"] == "result"}
+    assert intents == results  # nothing left for a rerun to settle
+    made = sum(1 for e in records if e["event"] == "result" and e["action"] == "deactivated")
+    assert states(canvas, course).count("inactive") == made

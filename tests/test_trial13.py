@@ -131,7 +131,7 @@ def test_a_repeated_row_is_one_change_same_as_the_first(canvas, course, run, tmp
     csv = write_csv(tmp_path / "d.csv", "course_id,sis_user_id,state",
                     [(course.id, "S101", "inactive"), (course.id, "S101", "inactive")])
     r = run(set_user_state, "--csv", csv, "--dry-run")
-    assert r.code == 0 and "1 changes: --max-changes 1 allows them" in r.err, r.err
+    assert r.code == 0 and "1 change: --max-changes 1 allows them" in r.err, r.err
     r = run(set_user_state, "--csv", csv, "--max-changes", "1")
     assert r.code == 0, r.err
     first, second = sorted(r.out.strip().splitlines(), key=lambda text: "same as" in text)
