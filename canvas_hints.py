@@ -79,6 +79,10 @@ def reactivate_command(config: cc.Config, course: str, sis_id: str, row: dict) -
     """The set_user_state command that reactivates exactly this enrollment row: its
     section and its role, in a form that reaches it (canvas_roles.role_arg), with the
     --config FILE this run was given, so that it works as pasted."""
-    args = (course, sis_id, "active", "--section", str(row.get("course_section_id")),
-            "--role", canvas_roles.role_arg(row), *cc.config_args(config))
+    options = ("--section", str(row.get("course_section_id")), "--role", canvas_roles.role_arg(row),
+               *cc.config_args(config))
+    positional = (course, sis_id, "active")
+    # a SIS ID that starts with - is taken for an option unless it comes after --
+    dashed = any(a.startswith("-") for a in positional)
+    args = (*options, "--", *positional) if dashed else (*positional, *options)
     return f"{cc.command('set_user_state.py')} " + " ".join(cc.shell_quote(a) for a in args)

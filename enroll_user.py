@@ -62,6 +62,7 @@ class Enroll(jobs.Operation[Enrollment]):
 
     def __init__(self) -> None:
         self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
+        self.students: dict[tuple[str, str, str], tuple[int, str]] = {}
 
     def add_own_arguments(self, parser: jobs.Parser) -> None:
         parser.add_argument("role", nargs="?", type=jobs.arg_type(roles.parse_role), metavar="ROLE",
@@ -101,6 +102,16 @@ class Enroll(jobs.Operation[Enrollment]):
             if not [row for row in found.get(request.sis_id, []) if blocks(role, request, row)]:
                 posting.append(request.sis_id)
         self.ended = {sis: (ended or {}).get(sis, []) for sis in posting}
+        self.students = {}  # (course, SIS ID, section) -> (line, role) of a student-type POST planned
+
+    def student_planned(self, request: Enrollment, role: roles.Role) -> tuple[int, str] | None:
+        """(line, role) of another student-type role this block already plans to POST for the
+        user in the same section, which the lookups could not show; records this one if none."""
+        if role.base_type != "StudentEnrollment":
+            return None
+        key = (request.course, request.sis_id, request.section or "")
+        other = self.students.setdefault(key, (request.line, role.label))
+        return other if other[1] != role.label else None
 
     def plan(self, canvas: cc.Canvas, request: Enrollment, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """Nothing to do if the user holds the role already (or another student-type role
@@ -114,6 +125,12 @@ class Enroll(jobs.Operation[Enrollment]):
         twins = [row for row in mine if blocks(role, request, row)]
         if twins:
             return [second_student_role(canvas, request, role, row, dry_run) for row in twins]
+        other = self.student_planned(request, role)
+        if other:
+            return [jobs.Change(request.course, request.sis_id, "unchanged", None, role.label, None, None, None,
+                                dry_run, section=request.section,
+                                hint=f"line {other[0]} enrolls them as {other[1]} in this section: one "
+                                     f"student-type role a section, so not also as {role.label}")]
         ended = [row for row in self.ended.get(request.sis_id, [])
                  if role.holds(row) and cc.section_matches(row, request.section)]
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import canvas_common as cc
 import canvas_hints
@@ -37,6 +37,7 @@ class Undo(Operation[UndoRequest]):
     def __init__(self, prog: str):
         self.prog = prog
         self.target: str | None = None
+        self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
 
     def select(self, options: Options, warn: Callable[[str], None]) -> str:
         """Read the log and pick the job or run to undo; return its id."""
@@ -80,6 +81,13 @@ class Undo(Operation[UndoRequest]):
                            values["enrollment_id"], values["first_action"], values["before"],
                            values["after"], values.get("role"), values.get("section_id"))
 
+    wants_ended = True  # a row put back to concluded or deleted is seen as it is, not as gone
+
+    def prepare(self, canvas: cc.Canvas, course: str, requests: list[UndoRequest], found: dict,
+                map: Any = map, ended: dict | None = None) -> None:
+        """Keep the users' concluded and deleted rows, which the lookups brought."""
+        self.ended = ended or {}
+
     def plan(self, canvas: cc.Canvas, request: UndoRequest, rows: list[dict], dry_run: bool) -> list[Change]:
         """Undo only what is still as the job left it; anything changed since is reported."""
         target = "deleted" if request.first_action == "created" else request.before
@@ -87,7 +95,8 @@ class Undo(Operation[UndoRequest]):
             raise cc.CanvasError(
                 f"enrollment {request.enrollment_id} was {target} before the job reopened it; Canvas "
                 "has no call that makes it so again, so it is left as it is")
-        row = next((r for r in rows if r.get("id") == request.enrollment_id), None) or {
+        seen = [*rows, *self.ended.get(request.sis_id, [])]
+        row = next((r for r in seen if r.get("id") == request.enrollment_id), None) or {
             "id": request.enrollment_id, "role": request.role, "course_section_id": request.section_id,
             "enrollment_state": "deleted" if target == "deleted" else "concluded or deleted"}
         now = row["enrollment_state"]

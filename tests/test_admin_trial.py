@@ -235,3 +235,45 @@ def test_an_abbreviated_option_is_not_guessed(canvas, run, tmp_path):
     r = run(set_user_state, "--csv", csv, "--max-change", "5")
     assert r.code == 2 and "unknown option --max-change; did you mean --max-changes?" in r.err
     assert canvas.requests == []
+
+
+def test_a_hint_for_a_sis_id_that_starts_with_a_dash_works_as_pasted(canvas, course, lab, run, config):
+    """Third trial: the options go before --, the SIS ID after it."""
+    store = canvas.store
+    user = store.add_user("-S08")
+    store.enroll(user, course, type="TaEnrollment", section=lab)
+    left = store.enroll(user, course, state="inactive", section=lab)
+    r = run(set_user_state, "--config", config, "--", course.id, "-S08", "active", use_config=False)
+    assert r.code == 0 and "-- " in r.out
+    again = follow(run, r.out, "to reactivate this one too: ")
+    assert again.code == 0, again.err
+    assert left.workflow_state == "active"
+
+
+def test_a_batch_never_plans_two_student_type_roles_in_one_section(canvas, course, run, tmp_path):
+    """Third trial: rows for Auditor and student of one person, neither in Canvas yet."""
+    store = canvas.store
+    store.add_role("Auditor", "StudentEnrollment")
+    store.add_user("S1041")
+    csv = tmp_path / "in.csv"
+    csv.write_text(f"course_id,sis_user_id,role\n{course.id},S1041,Auditor\n{course.id},S1041,student\n")
+    r = run(enroll_user, "--csv", csv, "--dry-run")
+    assert r.code == 0 and "line 2 enrolls them as Auditor in this section" in r.out
+    r = run(enroll_user, "--csv", csv)
+    assert r.code == 0, r.err
+    assert [e.role for e in store.enrollments_of("S1041", course)] == ["Auditor"]
+
+
+def test_undo_sees_a_row_already_put_back_to_concluded_as_unchanged(canvas, course, run, tmp_path):
+    """Third trial: a reopened concluded row that a later undo concluded again is in its
+    before-state: undoing the first job again reports it unchanged, not changed since."""
+    store = canvas.store
+    row = store.enroll(store.add_user("S1052"), course, state="completed")
+    log = tmp_path / "audit.jsonl"
+    assert run(enroll_user, course.id, "S1052", "student", "--log", log).code == 0
+    assert row.workflow_state == "active"
+    first = next(r for r in audit_records(log) if r["event"] == "start")["job"]
+    assert run(enroll_user, "--undo", log).code == 0 and row.workflow_state == "completed"
+    r = run(enroll_user, "--undo", log, "--run", first)
+    assert r.code == 0, r.err
+    assert "changed since" not in r.err and row.workflow_state == "completed"
