@@ -258,11 +258,13 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
     order = {key: i for i, key in enumerate(people)}  # rows in the old roster's order, as exported
     values.sort(key=lambda v: order.get((v["sis_user_id"], v["role"]), 0))
     if doubled:
-        notes.append(named(f"not carried: {len(doubled)} second student-type roles (one student-type "
+        noun = "role" if len(doubled) == 1 else "roles"
+        notes.append(named(f"not carried: {len(doubled)} second student-type {noun} (one student-type "
                            "role per section; the first --role asked is carried)", doubled))
     counts = {"people": len({sis for sis, _ in people}),
               **{label: len(who) for label, who in sorted(per_section.items())},
-              "already in the new course with the role (left as they are)": len(held)}
+              "already in the new course with the role or another student-type one (left as they are)":
+                  len(held)}
     return values, counts
 
 

@@ -62,7 +62,8 @@ class Enroll(jobs.Operation[Enrollment]):
 
     def __init__(self) -> None:
         self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
-        self.students: dict[tuple[str, str, str], tuple[int, str]] = {}
+        # (course, SIS ID) -> [(line, role, section as given or None)] of the block's student-type POSTs
+        self.students: dict[tuple[str, str], list[tuple[int, str, str | None]]] = {}
 
     def add_own_arguments(self, parser: jobs.Parser) -> None:
         parser.add_argument("role", nargs="?", type=jobs.arg_type(roles.parse_role), metavar="ROLE",
@@ -102,16 +103,24 @@ class Enroll(jobs.Operation[Enrollment]):
             if not [row for row in found.get(request.sis_id, []) if blocks(role, request, row)]:
                 posting.append(request.sis_id)
         self.ended = {sis: (ended or {}).get(sis, []) for sis in posting}
-        self.students = {}  # (course, SIS ID, section) -> (line, role) of a student-type POST planned
+        self.students = {}
 
-    def student_planned(self, request: Enrollment, role: roles.Role) -> tuple[int, str] | None:
+    def student_planned(self, canvas: cc.Canvas, request: Enrollment, role: roles.Role) -> tuple[int, str] | None:
         """(line, role) of another student-type role this block already plans to POST for the
-        user in the same section, which the lookups could not show; records this one if none."""
+        user in the same section, which the lookups could not show; records this one if none.
+
+        Sections are compared by Canvas's id (a section given by SIS ID is asked once a run);
+        no section means the default one, which the API does not name: it may be any."""
         if role.base_type != "StudentEnrollment":
             return None
-        key = (request.course, request.sis_id, request.section or "")
-        other = self.students.setdefault(key, (request.line, role.label))
-        return other if other[1] != role.label else None
+        planned = self.students.setdefault((request.course, request.sis_id), [])
+        for line, label, other in planned:
+            if label != role.label and (not request.section or not other or
+                                        section_id(canvas, request.course, request.section) ==
+                                        section_id(canvas, request.course, other)):
+                return line, label
+        planned.append((request.line, role.label, request.section))
+        return None
 
     def plan(self, canvas: cc.Canvas, request: Enrollment, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """Nothing to do if the user holds the role already (or another student-type role
@@ -125,11 +134,12 @@ class Enroll(jobs.Operation[Enrollment]):
         twins = [row for row in mine if blocks(role, request, row)]
         if twins:
             return [second_student_role(canvas, request, role, row, dry_run) for row in twins]
-        other = self.student_planned(request, role)
+        other = self.student_planned(canvas, request, role)
         if other:
             return [jobs.Change(request.course, request.sis_id, "unchanged", None, role.label, None, None, None,
                                 dry_run, section=request.section,
-                                hint=f"line {other[0]} enrolls them as {other[1]} in this section: one "
+                                hint=f"line {other[0]} enrolls them as {other[1]} in this section (a row "
+                                     "without a section goes to the default one, which may be it): one "
                                      f"student-type role a section, so not also as {role.label}")]
         ended = [row for row in self.ended.get(request.sis_id, [])
                  if role.holds(row) and cc.section_matches(row, request.section)]
@@ -162,6 +172,15 @@ def may_reopen(ended: list[dict]) -> str:
     which = rows[0] if len(rows) == 1 else "whichever of " + ", ".join(rows)
     return (f"Canvas reopens {which} instead if it is in the course's default section (its API does not "
             "say which section that is); give --section to be sure")
+
+
+def section_id(canvas: cc.Canvas, course: str, section: str) -> str:
+    """A section as Canvas's id (a SIS ID asked once a run), to tell two spellings apart; the
+    text as given when the token's scopes or rights do not let us ask."""
+    try:
+        return str(canvas.section(course, section).get("id"))
+    except (cc.CanvasForbidden, cc.CanvasScopeMissing, cc.CanvasNotFound):
+        return section
 
 
 def only_section(canvas: cc.Canvas, course: str) -> bool:

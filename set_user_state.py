@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import canvas_common as cc
 import canvas_hints
@@ -53,6 +54,10 @@ class SetState(jobs.Operation[StateChange]):
     optional = ("role", "section")
     usage_line = "COURSE SIS_ID STATE"
 
+    def __init__(self) -> None:
+        # (course, SIS ID, section id) -> (line, role) of the block's student-type reactivations
+        self.students: dict[tuple[str, str, object], tuple[int, str]] = {}
+
     def add_own_arguments(self, parser: jobs.Parser) -> None:
         parser.add_argument("state", nargs="?", choices=sorted(TARGETS), type=str.lower, metavar="STATE",
                             help="inactive (keep grades, remove access) or active (give access back)")
@@ -86,9 +91,40 @@ class SetState(jobs.Operation[StateChange]):
             return [plan_row(request, row, dry_run) if cc.state_group(row.get("enrollment_state")) == "active"
                     else left_inactive(canvas, request, row, rows, dry_run) for row in selected]
         if request.state == "active":
-            return [second_student(request, row, twin, dry_run) if (twin := active_student_twin(row, rows))
-                    else plan_row(request, row, dry_run) for row in selected]
+            return [self.reactivation(request, row, rows, selected, dry_run) for row in selected]
         return [plan_row(request, row, dry_run) for row in selected]
+
+    def prepare(self, canvas: cc.Canvas, course: str, requests: list[StateChange], found: dict,
+                map: Any = map, ended: dict | None = None) -> None:
+        """A new block: no student-type reactivation planned yet."""
+        self.students = {}
+
+    def reactivation(self, request: StateChange, row: dict, rows: list[dict], selected: list[dict],
+                     dry_run: bool) -> jobs.Change:
+        """Reactivate an inactive row unless that makes the user a student twice in its section:
+        beside an active student-type enrollment, beside another one this row also selects
+        (which one is the admin's choice), or one an earlier row of the block reactivates."""
+        twin = active_student_twin(row, rows)
+        if twin:
+            return second_student(request, row, twin, dry_run)
+        if row.get("type") != "StudentEnrollment" or cc.state_group(row.get("enrollment_state")) == "active":
+            return plan_row(request, row, dry_run)
+        section = row.get("course_section_id")
+        rivals = [r for r in selected if r is not row and r.get("type") == "StudentEnrollment"
+                  and r.get("course_section_id") == section and r.get("enrollment_state") == "inactive"]
+        if rivals:
+            held = ", ".join(roles.row_role(r) for r in [row, *rivals])
+            return jobs.Change.of_row(
+                request, row, "unchanged", dry_run=dry_run,
+                hint=f"left inactive: {held} are inactive student-type enrollments in section {section}; "
+                     "reactivating both would make the user a student twice there: pick one with --role")
+        other = self.students.setdefault((request.course, request.sis_id, section), (request.line, roles.row_role(row)))
+        if other[0] != request.line and other[1] != roles.row_role(row):
+            return jobs.Change.of_row(
+                request, row, "unchanged", dry_run=dry_run,
+                hint=f"left inactive: line {other[0]} reactivates them as {other[1]} in this section; one "
+                     "student-type role a section")
+        return plan_row(request, row, dry_run)
 
 
 def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:

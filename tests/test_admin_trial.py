@@ -277,3 +277,33 @@ def test_undo_sees_a_row_already_put_back_to_concluded_as_unchanged(canvas, cour
     r = run(enroll_user, "--undo", log, "--run", first)
     assert r.code == 0, r.err
     assert "changed since" not in r.err and row.workflow_state == "completed"
+
+
+def test_a_row_without_a_section_and_one_naming_the_default_are_one_section(canvas, course, run, tmp_path):
+    """Fourth trial: the API does not name the default section, so a row without a section
+    may be any: no second student-type POST beside it for the same person."""
+    store = canvas.store
+    store.add_role("Auditor", "StudentEnrollment")
+    store.add_user("P4")
+    csv = tmp_path / "in.csv"
+    csv.write_text("course_id,sis_user_id,role,section\n"
+                   f"{course.id},P4,Auditor,{course.default_section_id}\n{course.id},P4,student,\n")
+    r = run(enroll_user, "--csv", csv)
+    assert r.code == 0, r.err
+    assert [e.role for e in store.enrollments_of("P4", course)] == ["Auditor"]
+    assert "P4 in course" in r.out and "not enrolled as StudentEnrollment; nothing to do; line 2" in r.out
+
+
+def test_two_inactive_student_type_rows_in_one_section_are_not_both_reactivated(canvas, course, run, tmp_path):
+    store = canvas.store
+    user = store.add_user("W1")
+    auditor = store.enroll(user, course, state="inactive", role=store.add_role("Auditor", "StudentEnrollment"))
+    student = store.enroll(user, course, state="inactive")
+    r = run(set_user_state, course.id, "W1", "active")
+    assert r.code == 0 and "pick one with --role" in r.out and canvas.writes() == []
+    csv = tmp_path / "in.csv"
+    csv.write_text(f"course_id,sis_user_id,state,role\n{course.id},W1,active,Auditor\n{course.id},W1,active,student\n")
+    r = run(set_user_state, "--csv", csv)
+    assert r.code == 0, r.err
+    assert (auditor.workflow_state, student.workflow_state) == ("active", "inactive")
+    assert "line 2 reactivates them as Auditor" in r.out
