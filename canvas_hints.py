@@ -75,6 +75,24 @@ def concluded_why(canvas: cc.Canvas, course: str) -> str:
             "in the course may still be added to a section open by its own dates, with --section)")
 
 
+def active_student_twin(row: dict, rows: list[dict]) -> dict | None:
+    """Another enrollment of a student type (built-in or custom, as Auditor) that is active
+    (or invited) in the same section as this inactive student-type row: reactivating the row
+    would make the user a student twice there (one student-type role a section)."""
+    if row.get("type") != "StudentEnrollment" or cc.state_group(row.get("enrollment_state")) == "active":
+        return None
+    return next((r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
+                 and r.get("course_section_id") == row.get("course_section_id")
+                 and cc.state_group(r.get("enrollment_state")) == "active"), None)
+
+
+def twin_blocks(sis_id: str, row: dict, twin: dict) -> str:
+    """Why an inactive student-type row is not to be reactivated beside its active twin."""
+    return (f"{sis_id} is {twin.get('enrollment_state')} in section {row.get('course_section_id')} as "
+            f"{canvas_roles.row_role(twin)} (enrollment {twin.get('id')}); reactivating this one would "
+            "make a second student-type enrollment there (deactivate that one first to switch)")
+
+
 def reactivate_command(config: cc.Config, course: str, sis_id: str, row: dict) -> str:
     """The set_user_state command that reactivates exactly this enrollment row: its
     section and its role, in a form that reaches it (canvas_roles.role_arg), with the

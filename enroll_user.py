@@ -105,8 +105,9 @@ class Enroll(jobs.Operation[Enrollment]):
         self.ended = {sis: (ended or {}).get(sis, []) for sis in posting}
         self.students = {}
 
-    def student_planned(self, canvas: cc.Canvas, request: Enrollment, role: roles.Role) -> tuple[int, str] | None:
-        """(line, role) of another student-type role this block already plans to POST for the
+    def student_planned(self, canvas: cc.Canvas, request: Enrollment,
+                        role: roles.Role) -> tuple[int, str, str | None] | None:
+        """(line, role, section) of another student-type role this block already plans to POST for the
         user in the same section, which the lookups could not show; records this one if none.
 
         Sections are compared by Canvas's id (a section given by SIS ID is asked once a run);
@@ -118,7 +119,7 @@ class Enroll(jobs.Operation[Enrollment]):
             if label != role.label and (not request.section or not other or
                                         section_id(canvas, request.course, request.section) ==
                                         section_id(canvas, request.course, other)):
-                return line, label
+                return line, label, other
         planned.append((request.line, role.label, request.section))
         return None
 
@@ -128,7 +129,7 @@ class Enroll(jobs.Operation[Enrollment]):
         deleted row when Canvas will reuse one."""
         role = roles.resolve(canvas, request.course, request.role)
         mine = [row for row in rows if cc.section_matches(row, request.section)]
-        held = [existing(canvas, request, row, dry_run) for row in mine if role.holds(row)]
+        held = [existing(canvas, request, row, rows, dry_run) for row in mine if role.holds(row)]
         if held:
             return held
         twins = [row for row in mine if blocks(role, request, row)]
@@ -138,9 +139,8 @@ class Enroll(jobs.Operation[Enrollment]):
         if other:
             return [jobs.Change(request.course, request.sis_id, "unchanged", None, role.label, None, None, None,
                                 dry_run, section=request.section,
-                                hint=f"line {other[0]} enrolls them as {other[1]} in this section (a row "
-                                     "without a section goes to the default one, which may be it): one "
-                                     f"student-type role a section, so not also as {role.label}")]
+                                hint=f"line {other[0]} enrolls them as {other[1]} {where(other[2], request)}: "
+                                     f"one student-type role a section, so not also as {role.label}")]
         ended = [row for row in self.ended.get(request.sis_id, [])
                  if role.holds(row) and cc.section_matches(row, request.section)]
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
@@ -172,6 +172,17 @@ def may_reopen(ended: list[dict]) -> str:
     which = rows[0] if len(rows) == 1 else "whichever of " + ", ".join(rows)
     return (f"Canvas reopens {which} instead if it is in the course's default section (its API does not "
             "say which section that is); give --section to be sure")
+
+
+def where(other: str | None, request: Enrollment) -> str:
+    """Where another row's enrollment goes, said truly beside this row's section."""
+    if other and request.section:
+        return "in this section"
+    if not other and not request.section:
+        return "in the course's default section too"
+    if other:
+        return f"in section {other}, which may be the course's default section, where this row goes"
+    return "in the course's default section, which may be this one"
 
 
 def section_id(canvas: cc.Canvas, course: str, section: str) -> str:
@@ -264,11 +275,14 @@ def section_open(section: dict) -> bool:
     return canvas_hints.ended_on({"end_at": end_at}) is None
 
 
-def existing(canvas: cc.Canvas, request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
+def existing(canvas: cc.Canvas, request: Enrollment, row: dict, rows: list[dict], dry_run: bool) -> jobs.Change:
     """An enrollment that already gives the user this role: left as it is, with a hint."""
     state = row.get("enrollment_state")
     hint = ""
-    if state == "inactive":
+    twin = canvas_hints.active_student_twin(row, rows)
+    if twin:
+        hint = "it stays inactive: " + canvas_hints.twin_blocks(request.sis_id, row, twin)
+    elif state == "inactive":
         hint = f"to reactivate: {canvas_hints.reactivate_command(canvas.config, request.course, request.sis_id, row)}"
     elif state in ("invited", "creation_pending"):
         hint = "invited, has not accepted yet"

@@ -104,20 +104,15 @@ class SetState(jobs.Operation[StateChange]):
         """Reactivate an inactive row unless that makes the user a student twice in its section:
         beside an active student-type enrollment, beside another one this row also selects
         (which one is the admin's choice), or one an earlier row of the block reactivates."""
-        twin = active_student_twin(row, rows)
+        twin = canvas_hints.active_student_twin(row, rows)
         if twin:
             return second_student(request, row, twin, dry_run)
         if row.get("type") != "StudentEnrollment" or cc.state_group(row.get("enrollment_state")) == "active":
             return plan_row(request, row, dry_run)
         section = row.get("course_section_id")
-        rivals = [r for r in selected if r is not row and r.get("type") == "StudentEnrollment"
-                  and r.get("course_section_id") == section and r.get("enrollment_state") == "inactive"]
+        rivals = inactive_rivals(row, selected)
         if rivals:
-            held = ", ".join(roles.row_role(r) for r in [row, *rivals])
-            return jobs.Change.of_row(
-                request, row, "unchanged", dry_run=dry_run,
-                hint=f"left inactive: {held} are inactive student-type enrollments in section {section}; "
-                     "reactivating both would make the user a student twice there: pick one with --role")
+            return pick_one(request, row, rivals, dry_run)
         other = self.students.setdefault((request.course, request.sis_id, section), (request.line, roles.row_role(row)))
         if other[0] != request.line and other[1] != roles.row_role(row):
             return jobs.Change.of_row(
@@ -137,32 +132,40 @@ def plan_row(request: StateChange, row: dict, dry_run: bool) -> jobs.Change:
                               warning=canvas_hints.sis_warning(row))
 
 
-def active_student_twin(row: dict, rows: list[dict]) -> dict | None:
-    """Another enrollment of a student type (built-in or custom, as Auditor) that is active in
-    the same section as this inactive student-type row: reactivating the row would make the
-    user a student twice there (the rule enroll_user.py keeps: one student-type role a section)."""
-    if row.get("type") != "StudentEnrollment" or cc.state_group(row.get("enrollment_state")) == "active":
-        return None
-    return next((r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
-                 and r.get("course_section_id") == row.get("course_section_id")
-                 and cc.state_group(r.get("enrollment_state")) == "active"), None)
-
-
 def second_student(request: StateChange, row: dict, twin: dict, dry_run: bool) -> jobs.Change:
     """An inactive student-type enrollment beside an active one in its section: left inactive."""
+    return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run,
+                              hint="left inactive: " + canvas_hints.twin_blocks(request.sis_id, row, twin))
+
+
+def inactive_rivals(row: dict, rows: list[dict]) -> list[dict]:
+    """The other inactive student-type enrollments in this inactive student-type row's section:
+    only one of them may be reactivated."""
+    if row.get("type") != "StudentEnrollment" or row.get("enrollment_state") != "inactive":
+        return []
+    return [r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
+            and r.get("course_section_id") == row.get("course_section_id")
+            and r.get("enrollment_state") == "inactive"]
+
+
+def pick_one(request: StateChange, row: dict, rivals: list[dict], dry_run: bool) -> jobs.Change:
+    held = ", ".join(roles.row_role(r) for r in [row, *rivals])
     return jobs.Change.of_row(
         request, row, "unchanged", dry_run=dry_run,
-        hint=f"left inactive: {request.sis_id} is active in section {row.get('course_section_id')} as "
-             f"{roles.row_role(twin)} (enrollment {twin.get('id')}); reactivating this one would make a "
-             "second student-type enrollment there (deactivate that one first to switch)")
+        hint=f"left inactive: {held} are inactive student-type enrollments in section "
+             f"{row.get('course_section_id')}; reactivating both would make the user a student twice "
+             "there: pick one with --role")
 
 
 def left_inactive(canvas: cc.Canvas, request: StateChange, row: dict, rows: list[dict],
                   dry_run: bool) -> jobs.Change:
     """An inactive enrollment beside an active one: not reactivated unless picked."""
-    twin = active_student_twin(row, rows)
+    twin = canvas_hints.active_student_twin(row, rows)
     if twin:
         return second_student(request, row, twin, dry_run)
+    rivals = inactive_rivals(row, rows)
+    if rivals:
+        return pick_one(request, row, rivals, dry_run)
     active = [r for r in rows if cc.state_group(r.get("enrollment_state")) == "active"]
     why = "in the same section" if any(r.get("course_section_id") == row.get("course_section_id")
                                        for r in active) else \

@@ -258,7 +258,7 @@ def test_a_batch_never_plans_two_student_type_roles_in_one_section(canvas, cours
     csv = tmp_path / "in.csv"
     csv.write_text(f"course_id,sis_user_id,role\n{course.id},S1041,Auditor\n{course.id},S1041,student\n")
     r = run(enroll_user, "--csv", csv, "--dry-run")
-    assert r.code == 0 and "line 2 enrolls them as Auditor in this section" in r.out
+    assert r.code == 0 and "line 2 enrolls them as Auditor in the course's default section too" in r.out
     r = run(enroll_user, "--csv", csv)
     assert r.code == 0, r.err
     assert [e.role for e in store.enrollments_of("S1041", course)] == ["Auditor"]
@@ -307,3 +307,29 @@ def test_two_inactive_student_type_rows_in_one_section_are_not_both_reactivated(
     assert r.code == 0, r.err
     assert (auditor.workflow_state, student.workflow_state) == ("active", "inactive")
     assert "line 2 reactivates them as Auditor" in r.out
+
+
+def test_no_reactivate_hint_that_set_user_state_would_refuse(canvas, course, lab, run):
+    """Fifth trial: active as student, inactive as Auditor in one section: enrolling as Auditor
+    offers no command that the one-student-role rule then refuses."""
+    store = canvas.store
+    user = store.add_user("H1")
+    store.enroll(user, course, section=lab)
+    store.enroll(user, course, role=store.add_role("Auditor", "StudentEnrollment"), state="inactive", section=lab)
+    r = run(enroll_user, course.id, "H1", "auditor", "--section", lab.id)
+    assert r.code == 0 and "to reactivate" not in r.out and "it stays inactive" in r.out
+    assert "deactivate that one first" in r.out and canvas.writes() == []
+
+
+def test_two_inactive_student_roles_beside_an_active_elsewhere_are_a_choice(canvas, course, lab, run):
+    """Fifth trial: no two 'to reactivate this one too' hints that cannot both work."""
+    store = canvas.store
+    other = store.add_section(course, "LAB-B", "Lab B")
+    auditor = store.add_role("Auditor", "StudentEnrollment")
+    user = store.add_user("M5")
+    store.enroll(user, course, role=auditor, section=lab)
+    store.enroll(user, course, state="inactive", section=other)
+    store.enroll(user, course, role=auditor, state="inactive", section=other)
+    r = run(set_user_state, course.id, "M5", "active")
+    assert r.code == 0 and "to reactivate this one too" not in r.out
+    assert r.out.count("pick one with --role") == 2 and canvas.writes() == []
