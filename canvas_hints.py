@@ -75,15 +75,23 @@ def concluded_why(canvas: cc.Canvas, course: str) -> str:
             "in the course may still be added to a section open by its own dates, with --section)")
 
 
+def student_twins(row: dict, rows: list[dict], group: str) -> list[dict]:
+    """The user's other enrollments of a student type (built-in or custom, as Auditor) in this
+    student-type row's section whose state group (cc.state_group) is group: one student-type
+    role a section, so at most one of them may be active."""
+    if row.get("type") != "StudentEnrollment":
+        return []
+    return [r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
+            and r.get("course_section_id") == row.get("course_section_id")
+            and cc.state_group(r.get("enrollment_state")) == group]
+
+
 def active_student_twin(row: dict, rows: list[dict]) -> dict | None:
-    """Another enrollment of a student type (built-in or custom, as Auditor) that is active
-    (or invited) in the same section as this inactive student-type row: reactivating the row
-    would make the user a student twice there (one student-type role a section)."""
-    if row.get("type") != "StudentEnrollment" or cc.state_group(row.get("enrollment_state")) == "active":
+    """An active (or invited) student-type enrollment beside this inactive student-type row in
+    its section: reactivating the row would make the user a student twice there."""
+    if cc.state_group(row.get("enrollment_state")) == "active":
         return None
-    return next((r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
-                 and r.get("course_section_id") == row.get("course_section_id")
-                 and cc.state_group(r.get("enrollment_state")) == "active"), None)
+    return next(iter(student_twins(row, rows, "active")), None)
 
 
 def twin_blocks(sis_id: str, row: dict, twin: dict) -> str:

@@ -141,11 +141,9 @@ def second_student(request: StateChange, row: dict, twin: dict, dry_run: bool) -
 def inactive_rivals(row: dict, rows: list[dict]) -> list[dict]:
     """The other inactive student-type enrollments in this inactive student-type row's section:
     only one of them may be reactivated."""
-    if row.get("type") != "StudentEnrollment" or row.get("enrollment_state") != "inactive":
+    if row.get("enrollment_state") != "inactive":
         return []
-    return [r for r in rows if r.get("id") != row.get("id") and r.get("type") == "StudentEnrollment"
-            and r.get("course_section_id") == row.get("course_section_id")
-            and r.get("enrollment_state") == "inactive"]
+    return canvas_hints.student_twins(row, rows, "inactive")
 
 
 def pick_one(request: StateChange, row: dict, rivals: list[dict], dry_run: bool) -> jobs.Change:

@@ -58,6 +58,10 @@ class Change:
                    row.get("enrollment_state"), after or row.get("enrollment_state"),
                    role_id=row.get("role_id") if custom else None, **extra)
 
+    def not_done(self) -> Change:
+        """This change as not made: Canvas refused it or never received it (for the log)."""
+        return dataclasses.replace(self, action="not done", after=self.before)
+
     def failed(self, error: str) -> Change:
         return dataclasses.replace(self, action="failed", error=error, after=self.before)
 
@@ -296,7 +300,7 @@ def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]
         for intent in mine:
             change = change_of(intent)
             seen = observed(change, found.get(intent["sis_user_id"], []))
-            outcome = seen or dataclasses.replace(change, action="not done", after=change.before)
+            outcome = seen or change.not_done()
             if journal:
                 journal.result(intent["seq"], outcome.result_fields(), of_run=intent["run"], settled=True)
             if seen:

@@ -351,8 +351,7 @@ class Run:
                     with self.lock:  # perhaps made: its intent stays open for the rerun or --undo
                         self.unknown.add(line)
                 elif self.journal and seq is not None:  # never sent, or refused (token, throttling): not done
-                    self.journal.result(seq, dataclasses.replace(change, action="not done",
-                                                                 after=change.before).result_fields())
+                    self.journal.result(seq, change.not_done().result_fields())
                 return line, None, None
             if self.journal and seq is not None:
                 self.journal.result(seq, done.result_fields())

@@ -97,6 +97,12 @@ def test_json_dry_run_and_export_then_csv_runs_the_same_plan(canvas, run, tmp_pa
     assert "TaEnrollment" in {e.type for e in canvas.store.enrollments.values() if e.course_id == rnd.new.id}
 
 
+def assert_states_carried(canvas, rnd):
+    """Everyone carried holds in the new round the state group they had in the old one."""
+    assert {s: e.workflow_state for s, e in in_course(canvas, rnd.new).items()} == \
+        {s: state for s, (state, _) in carried(rnd.people).items()}
+
+
 def check_new_round(canvas, rnd):
     got = in_course(canvas, rnd.new)
     want = carried(rnd.people)
@@ -200,8 +206,7 @@ def test_set_state_export_runs_with_csv(canvas, run, tmp_path):
                        "section": ""}
     r = run(set_user_state, "--csv", plan)
     assert r.code == 0, r.err
-    assert {s: e.workflow_state for s, e in in_course(canvas, rnd.new).items()} == \
-        {s: state for s, (state, _) in carried(rnd.people).items()}
+    assert_states_carried(canvas, rnd)
 
 
 def test_section_option_puts_everyone_in_one_section(canvas, run):
@@ -227,8 +232,7 @@ def test_state_option_makes_everyone_active_then_set_state_carries_the_inactive(
     assert {e.workflow_state for e in in_course(canvas, rnd.new).values()} == {"active"}
     r = run(set_user_state, NEW, "--from", OLD)
     assert r.code == 0, r.err
-    assert {s: e.workflow_state for s, e in in_course(canvas, rnd.new).items()} == \
-        {s: state for s, (state, _) in carried(rnd.people).items()}
+    assert_states_carried(canvas, rnd)
 
 
 def test_custom_role_is_carried_by_its_name(canvas, run):
