@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import canvas_commands
 import canvas_common as cc
 import canvas_roles
 
@@ -106,9 +107,9 @@ def reactivate_command(config: cc.Config, course: str, sis_id: str, row: dict) -
     section and its role, in a form that reaches it (canvas_roles.role_arg), with the
     --config FILE this run was given, so that it works as pasted."""
     options = ("--section", str(row.get("course_section_id")), "--role", canvas_roles.role_arg(row),
-               *cc.config_args(config))
+               *canvas_commands.config_args(config))
     positional = (course, sis_id, "active")
     # a SIS ID that starts with - is taken for an option unless it comes after --
     dashed = any(a.startswith("-") for a in positional)
     args = (*options, "--", *positional) if dashed else (*positional, *options)
-    return f"{cc.command('set_user_state.py')} " + " ".join(cc.shell_quote(a) for a in args)
+    return f"{canvas_commands.command('set_user_state.py')} " + " ".join(canvas_commands.shell_quote(a) for a in args)

@@ -18,6 +18,7 @@ import uuid
 from typing import Any, Callable
 
 import canvas_common as cc
+import canvas_http
 
 WRITES = ("created", "reopened", "deactivated", "reactivated", "deleted", "concluded")  # actions that change Canvas
 
@@ -93,7 +94,7 @@ class Journal:
             for record in filter(None, (self.opening, entry)):
                 record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run,
                           "job": self.job, **record}
-                lines.append(cc.redact(json.dumps(record, ensure_ascii=False), self.token) + "\n")
+                lines.append(canvas_http.redact(json.dumps(record, ensure_ascii=False), self.token) + "\n")
             fd = self._open() if self.fd is None else self.fd
             self.opening, self.started = None, True
             os.write(fd, "".join(lines).encode())  # one write(2) on O_APPEND: never interleaved

@@ -18,6 +18,7 @@ import unicodedata
 import weakref
 
 import canvas_common as cc
+import canvas_ids
 
 _ROLE_ID = re.compile(r"role_id:\s*(\S*)", re.IGNORECASE)
 LABELS = {"StudentEnrollment": "student", "TeacherEnrollment": "teacher", "TaEnrollment": "ta",
@@ -31,12 +32,12 @@ def parse_role(text: str) -> str:
     Raises ValueError for an empty value or a role_id that is not a number.
     Whether a custom name exists only Canvas can say (resolve)."""
     try:
-        return cc.parse_role(text)
+        return canvas_ids.parse_role(text)
     except ValueError:
         pass
     word = text.strip()
     if not word:
-        raise ValueError(f"the role is empty: use one of {', '.join(cc.ROLES)}, a custom role's "
+        raise ValueError(f"the role is empty: use one of {', '.join(canvas_ids.ROLES)}, a custom role's "
                          "name or role_id:N")
     match = _ROLE_ID.fullmatch(word)
     if match:
@@ -129,7 +130,7 @@ def resolve(canvas: cc.Canvas, course: str, text: str, enrolling: bool = True) -
     roles that exist), CanvasForbidden / CanvasScopeMissing when the token may
     not list roles and the value is a name. A role_id:N the token may not look
     up is returned unchecked: Canvas checks it when enrolling."""
-    if text in cc.ROLES.values():
+    if text in canvas_ids.ROLES.values():
         return builtin(text)
     wanted_id = int(text[len("role_id:"):]) if text.startswith("role_id:") else None
     try:
@@ -184,7 +185,7 @@ def _listing(roles: list[dict]) -> str:
     active = [f"{r['label']} ({LABELS.get(r['base_role_type'], r['base_role_type'])})"
               for r in roles if r.get("workflow_state") == "active"]
     inactive = [str(r["label"]) for r in roles if r.get("workflow_state") == "inactive"]
-    text = "roles are " + ", ".join([*cc.ROLES, *active])
+    text = "roles are " + ", ".join([*canvas_ids.ROLES, *active])
     return text + (f"; inactive: {', '.join(inactive)}" if inactive else "")
 
 
@@ -208,7 +209,7 @@ def _course_roles(canvas: cc.Canvas, course: str) -> list[dict]:
                     r for r in canvas.get_all(f"/api/v1/accounts/{int(account)}/roles",
                                               {"state[]": ["active", "inactive"], "show_inherited": "1"},
                                               f"account {account} not found")
-                    if isinstance(r, dict) and r.get("base_role_type") in cc.ROLES.values()]
+                    if isinstance(r, dict) and r.get("base_role_type") in canvas_ids.ROLES.values()]
             except cc.CanvasError as exc:
                 book.roles[account] = exc
         roles = book.roles[account]

@@ -17,9 +17,10 @@ import json
 import os
 
 import canvas_common as cc
+import canvas_ids
 import canvas_roles
 
-SHORT_ROLES = {type_name: short for short, type_name in cc.ROLES.items()}
+SHORT_ROLES = {type_name: short for short, type_name in canvas_ids.ROLES.items()}
 HELD_STATES = cc.ACTIVE_STATES + cc.INACTIVE_STATES
 MAX_NAMED = 50  # people named in a note; the rest are counted
 
@@ -28,9 +29,9 @@ MAX_NAMED = 50  # people named in a note; the rest are counted
 class RoundOptions:
     """--from and the options that go with it.
 
-    old, new: courses as checked by cc.parse_course; roles: what cc.parse_role
+    old, new: courses as checked by canvas_ids.parse_course; roles: what canvas_ids.parse_role
     gives (Canvas type names; a custom role's name or role_id:N once roles allow
-    them); section: --section (cc.parse_section) or None; state: enroll_user's
+    them); section: --section (canvas_ids.parse_section) or None; state: enroll_user's
     --state, which replaces the carried state for everyone, or None; export: a file path or None.
     """
 
@@ -72,7 +73,7 @@ def roster(canvas: cc.Canvas, course: str, roles: list[canvas_roles.Role] | None
     params: dict = {"state[]": list(states)}
     if roles is not None and all(role.base_type for role in roles):
         params["type[]"] = sorted({str(role.base_type) for role in roles})
-    rows = canvas.get_all(f"{cc.course_path(course)}/enrollments", params,
+    rows = canvas.get_all(f"{canvas_ids.course_path(course)}/enrollments", params,
                           f"course {course} not found: check the course id")
     if rows and not any("sis_user_id" in row or "sis_user_id" in (row.get("user") or {}) for row in rows):
         raise cc.CanvasForbidden("Canvas hides SIS IDs from this token; the token's user needs "
@@ -140,7 +141,7 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
     known = {sis: in_new.get(person["user_id"], []) for (sis, _), person in people.items()}
     ended = {sis: ended_in_new.get(person["user_id"], []) for (sis, _), person in people.items()}
     # the roster just showed these users: a dry run need not ask whether they exist
-    canvas.known_users.update(cc.sis_ref("sis_user_id", sis) for sis, _ in people)
+    canvas.known_users.update(canvas_ids.sis_ref("sis_user_id", sis) for sis, _ in people)
     if operation == "enroll":
         values, counts = enroll_values(canvas, options, people, in_new, notes)
     else:
@@ -168,7 +169,7 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         elif state == "completed" and not options.include_concluded:
             concluded.add((row.get("user_id"), role_word(row)))
             continue
-        sis = cc.row_sis_id(row)
+        sis = canvas_ids.row_sis_id(row)
         if sis is None:
             user = row.get("user") or {}
             no_sis[row.get("user_id")] = f"{user.get('name') or user.get('sortable_name') or '?'} " \

@@ -21,13 +21,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import canvas_commands
 import canvas_common as cc
 import canvas_hints
+import canvas_ids
 import canvas_jobs as jobs
 import canvas_roles as roles
 
 STATES = ("active", "invited", "inactive")
-# The end of --help; {command} is how the user runs the script (cc.command).
+# The end of --help; {command} is how the user runs the script (canvas_commands.command).
 EXAMPLES = f"""examples:
   Enroll one user as a student (Canvas host and token: CANVAS_URL and
   CANVAS_TOKEN, or ./config.json, or --config FILE):
@@ -69,7 +71,7 @@ class Enroll(jobs.Operation[Enrollment]):
         parser.add_argument("role", nargs="?", type=jobs.arg_type(roles.parse_role), metavar="ROLE",
                             help="student, teacher, ta, observer or designer (or StudentEnrollment, ...), "
                                  "a custom course role by its name in Canvas (Auditor), or role_id:N")
-        parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
+        parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
                             help="enroll in this section (id or sis_section_id:XYZ); "
                                  "default: the course's default section")
         parser.add_argument("--state", choices=STATES, default=None, type=str.lower,
@@ -84,9 +86,9 @@ class Enroll(jobs.Operation[Enrollment]):
         state = (values.get("state") or "active").lower()
         if state not in STATES:
             raise ValueError(f"unknown state {values['state']!r}: use {', '.join(STATES)}")
-        return Enrollment(cc.parse_course(values["course_id"]), cc.parse_sis_id(values["sis_user_id"]),
+        return Enrollment(canvas_ids.parse_course(values["course_id"]), canvas_ids.parse_sis_id(values["sis_user_id"]),
                           line, roles.parse_role(values["role"]),
-                          cc.parse_section(values["section"]) if values.get("section") else None,
+                          canvas_ids.parse_section(values["section"]) if values.get("section") else None,
                           state, bool(options.extra.get("notify")))
 
     def prepare(self, canvas: cc.Canvas, course: str, requests: list[Enrollment], found: dict,
@@ -128,7 +130,7 @@ class Enroll(jobs.Operation[Enrollment]):
         in that section); otherwise one POST, planned as the reopening of a concluded or
         deleted row when Canvas will reuse one."""
         role = roles.resolve(canvas, request.course, request.role)
-        mine = [row for row in rows if cc.section_matches(row, request.section)]
+        mine = [row for row in rows if canvas_ids.section_matches(row, request.section)]
         held = [existing(canvas, request, row, rows, dry_run) for row in mine if role.holds(row)]
         if held:
             return held
@@ -142,7 +144,7 @@ class Enroll(jobs.Operation[Enrollment]):
                                 hint=f"line {other[0]} enrolls them as {other[1]} {where(other[2], request)}: "
                                      f"one student-type role a section, so not also as {role.label}")]
         ended = [row for row in self.ended.get(request.sis_id, [])
-                 if role.holds(row) and cc.section_matches(row, request.section)]
+                 if role.holds(row) and canvas_ids.section_matches(row, request.section)]
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
                              request.state, dry_run, section=request.section, notify=request.notify,
                              role_id=role.id if role.custom else None,
@@ -207,7 +209,7 @@ def blocks(role: roles.Role, request: Enrollment, row: dict) -> bool:
     """True when a row makes a POST for this role wrong: the same role, or another
     student-type role (Auditor) where a second one would double the student in the
     gradebook. Staff may hold two roles (Teacher and a teacher-based Examiner)."""
-    if not cc.section_matches(row, request.section):
+    if not canvas_ids.section_matches(row, request.section):
         return False
     if role.holds(row):
         return True
@@ -248,7 +250,7 @@ def check_enrollable(canvas: cc.Canvas, change: jobs.Change, in_course: bool) ->
                                   "enrollments to a concluded course")
     if not in_course:
         known = ask(canvas.user_exists, unchecked, "that the user exists",
-                    cc.sis_ref("sis_user_id", change.sis_user_id))
+                    canvas_ids.sis_ref("sis_user_id", change.sis_user_id))
         if known is False:
             raise cc.no_such_user(change.sis_user_id)
     if unchecked:
@@ -301,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         usage="%(prog)s [options] COURSE SIS_ID ROLE\n       %(prog)s [options] --csv FILE\n"
               "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
               "       %(prog)s [options] --undo LOG [--run ID]",
-        epilog=EXAMPLES.format(command=cc.command("enroll_user.py")))
+        epilog=EXAMPLES.format(command=canvas_commands.command("enroll_user.py")))
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 
 

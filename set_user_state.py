@@ -17,13 +17,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import canvas_commands
 import canvas_common as cc
 import canvas_hints
+import canvas_ids
 import canvas_jobs as jobs
 import canvas_roles as roles
 
 TARGETS = {"inactive": "deactivated", "active": "reactivated"}
-# The end of --help; {command} is how the user runs the script (cc.command).
+# The end of --help; {command} is how the user runs the script (canvas_commands.command).
 EXAMPLES = f"""examples:
   Set one user inactive in a course: grades kept, access removed ("active"
   gives it back). Canvas host and token: CANVAS_URL and CANVAS_TOKEN, or
@@ -65,16 +67,16 @@ class SetState(jobs.Operation[StateChange]):
                             help="only change enrollments with this role (student, teacher, ta, "
                                  "observer, designer, a custom role's name, or role_id:N); with --from: "
                                  "the role to carry (repeatable; default: student)")
-        parser.add_argument("--section", type=jobs.arg_type(cc.parse_section),
+        parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
 
     def request(self, values: dict, options: jobs.Options, line: int = 0) -> StateChange:
         state = values["state"].lower()
         if state not in TARGETS:
             raise ValueError(f"unknown state {values['state']!r}: use inactive or active")
-        return StateChange(cc.parse_course(values["course_id"]), cc.parse_sis_id(values["sis_user_id"]),
+        return StateChange(canvas_ids.parse_course(values["course_id"]), canvas_ids.parse_sis_id(values["sis_user_id"]),
                            line, state, roles.parse_role(values["role"]) if values.get("role") else None,
-                           cc.parse_section(values["section"]) if values.get("section") else None)
+                           canvas_ids.parse_section(values["section"]) if values.get("section") else None)
 
     def plan(self, canvas: cc.Canvas, request: StateChange, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """One Change per selected enrollment: what must change to reach the state.
@@ -84,7 +86,8 @@ class SetState(jobs.Operation[StateChange]):
         if not rows:
             raise explain_absence(canvas, request)
         role = roles.resolve(canvas, request.course, request.role, enrolling=False) if request.role else None
-        selected = [r for r in rows if (role is None or role.holds(r)) and cc.section_matches(r, request.section)]
+        selected = [r for r in rows
+                    if (role is None or role.holds(r)) and canvas_ids.section_matches(r, request.section)]
         if not selected:
             raise no_match(canvas, request, role, rows)
         if request.state == "active" and any(cc.state_group(r.get("enrollment_state")) == "active" for r in selected):
@@ -177,7 +180,7 @@ def left_inactive(canvas: cc.Canvas, request: StateChange, row: dict, rows: list
 def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, rows: list) -> cc.CanvasError:
     """Nothing matches --role/--section: say what the user holds, and why that may be."""
     held = ", ".join(f"{roles.row_role(r)} in section {r.get('course_section_id')}" for r in rows)
-    if request.section and not any(cc.section_matches(r, request.section) for r in rows):
+    if request.section and not any(canvas_ids.section_matches(r, request.section) for r in rows):
         try:
             canvas.section(request.course, request.section)
         except cc.CanvasNotFound:
@@ -188,7 +191,7 @@ def no_match(canvas: cc.Canvas, request: StateChange, role: roles.Role | None, r
             f"{request.sis_id} holds no built-in {roles.LABELS.get(role.label)} enrollment in course "
             f"{request.course}, only the custom role "
             f"{', '.join(f'{name} ({arg})' for arg, name in custom.items())} based on it (has: {held}); "
-            f"use --role {cc.shell_quote(next(iter(custom)))}")
+            f"use --role {canvas_commands.shell_quote(next(iter(custom)))}")
     return cc.CanvasNotFound(
         f"{request.sis_id} has no enrollment in course {request.course} matching "
         f"--role/--section (has: {held})")
@@ -202,8 +205,9 @@ def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
         states = ", ".join(sorted({r.get("enrollment_state") for r in ended}))
         return cc.CanvasNotFound(
             f"{sis_id}'s enrollment in course {course} is {states}, not active or inactive; "
-            f"Canvas cannot reactivate or deactivate it: enroll the user again with {cc.command('enroll_user.py')}")
-    if not canvas.user_exists(cc.sis_ref("sis_user_id", sis_id)):
+            "Canvas cannot reactivate or deactivate it: enroll the user again with "
+            f"{canvas_commands.command('enroll_user.py')}")
+    if not canvas.user_exists(canvas_ids.sis_ref("sis_user_id", sis_id)):
         return cc.no_such_user(sis_id)
     if request.section:
         try:
@@ -225,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "       %(prog)s [options] --csv FILE\n"
               "       %(prog)s [options] COURSE --from OLD_COURSE [--role ROLE ...]\n"
               "       %(prog)s [options] --undo LOG [--run ID]",
-        epilog=EXAMPLES.format(command=cc.command("set_user_state.py")))
+        epilog=EXAMPLES.format(command=canvas_commands.command("set_user_state.py")))
     return jobs.run(OPERATION, jobs.parse_options(OPERATION, parser, argv))
 
 

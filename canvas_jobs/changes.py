@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import canvas_common as cc
 import canvas_hints
+import canvas_ids
 import canvas_journal as audit
 
 from .guard import RunStopped
@@ -139,9 +140,9 @@ class Operation(Generic[RequestT]):
 
     def add_arguments(self, parser: Parser) -> None:
         """COURSE and SIS_ID, then the operation's own arguments."""
-        parser.add_argument("course", nargs="?", metavar="COURSE", type=arg_type(cc.parse_course),
+        parser.add_argument("course", nargs="?", metavar="COURSE", type=arg_type(canvas_ids.parse_course),
                             help="course id (12345) or sis_course_id:XYZ")
-        parser.add_argument("sis_id", nargs="?", type=arg_type(cc.parse_sis_id), metavar="SIS_ID",
+        parser.add_argument("sis_id", nargs="?", type=arg_type(canvas_ids.parse_sis_id), metavar="SIS_ID",
                             help="the user's SIS ID (exact, case-sensitive)")
         self.add_own_arguments(parser)
 
@@ -232,7 +233,7 @@ def create(canvas: cc.Canvas, change: Change) -> dict:
                              None if change.role_id else change.role, change.after,
                              change.section, change.notify, change.role_id)
     except cc.CanvasNotFound:
-        if change.section and canvas.user_exists(cc.sis_ref("sis_user_id", change.sis_user_id)):
+        if change.section and canvas.user_exists(canvas_ids.sis_ref("sis_user_id", change.sis_user_id)):
             raise canvas_hints.section_elsewhere(canvas, change.course_id, change.section) from None
         raise cc.no_such_user(change.sis_user_id) from None
     except cc.CanvasBadRequest as exc:
@@ -279,7 +280,7 @@ def observed(change: Change, rows: list[dict]) -> Change | None:
         row = next((r for r in rows if (r.get("role_id") == change.role_id if change.role_id
                                         else r.get("role") == change.role) and
                     (change.enrollment_id is None or r.get("id") == change.enrollment_id) and
-                    cc.section_matches(r, change.section)), None)
+                    canvas_ids.section_matches(r, change.section)), None)
         return None if row is None else posted(change, row)
     row = next((r for r in rows if r.get("id") == change.enrollment_id), None)
     now = row.get("enrollment_state") if row else "deleted"

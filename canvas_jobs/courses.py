@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import canvas_common as cc
+import canvas_ids
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -19,7 +19,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 def course_id(text: str, base_url: str) -> str:
     """The course as Canvas takes it: a course URL on base_url becomes its numeric id; any
     other value comes back unchanged. ValueError for a course URL of another host."""
-    match = cc.COURSE_URL.fullmatch(text.strip())
+    match = canvas_ids.COURSE_URL.fullmatch(text.strip())
     if not match:
         return text
     url, canvas = urlsplit(text.strip()), urlsplit(base_url)

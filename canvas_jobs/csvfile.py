@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING
 
 import canvas_common as cc
+import canvas_ids
 
 if TYPE_CHECKING:
     from _csv import Reader as _Reader
@@ -95,7 +96,7 @@ def check_csv(raw: IO[bytes], columns: Sequence[str], name: str) -> int:
                                      f"expected {len(header)}")
             if fields and any(v.strip() for v in fields):
                 try:  # as on the command line: a malformed course refuses the whole file
-                    cc.parse_course(fields[course])
+                    canvas_ids.parse_course(fields[course])
                 except ValueError as exc:
                     raise cc.ConfigError(f"{name} line {reader.line_num}: {exc}") from None
                 count += 1

@@ -18,6 +18,8 @@ import time
 import requests
 
 import canvas_common as cc
+import canvas_errors
+import canvas_http
 
 from .pacing import Pacer
 
@@ -113,15 +115,15 @@ class Guard:
     def answered(self, resp: requests.Response, tries: int) -> bool:
         """An answer; True when it was throttled and the request should be sent again."""
         if resp.status_code == 401:
-            error = cc.error_for(resp, "")
+            error = canvas_errors.error_for(resp, "")
             if isinstance(error, cc.CanvasAuthError):  # not a missing scope: every request fails
                 self.stop(str(error))
-        if cc.is_throttled(resp):
+        if canvas_errors.is_throttled(resp):
             self.wait_turn(resp, tries)
             return True
         is_write = resp.request is not None and resp.request.method not in (None, "GET")
         if resp.status_code >= 500:
-            self.count_unavailable(str(cc.error_for(resp, "")), is_write)
+            self.count_unavailable(str(canvas_errors.error_for(resp, "")), is_write)
             return False
         with self.lock:
             self.unavailable, self.throttled_since = 0, None
@@ -165,7 +167,7 @@ class Guard:
                       "with one request at a time (another program may be using the same token)")
         # a jitter that grows while this request stays refused, so a crowd does not come back at once
         jitter = random.uniform(0, min(self.MAX_WAIT, 0.25 * 2 ** min(tries, 6)))
-        told = cc._retry_after(resp)  # Canvas sends none (request_throttle.rb); a proxy may
+        told = canvas_http._retry_after(resp)  # Canvas sends none (request_throttle.rb); a proxy may
         if told is not None:
             time.sleep(min(max(told, jitter), self.MAX_WAIT))
         else:  # until the bucket has leaked enough, as the pacer reckons it

@@ -8,14 +8,13 @@ import difflib
 import re
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, Protocol
 
+import canvas_commands
 import canvas_common as cc
+import canvas_ids
 import canvas_roles
 import canvas_rounds as rounds
-
-if TYPE_CHECKING:
-    from .changes import Operation
 
 DEFAULT_LOG = "enrollments.audit.jsonl"
 DEFAULT_WORKERS = 16
@@ -86,10 +85,35 @@ class Parser(argparse.ArgumentParser):
         return close[0] if close else None
 
 
-def build_parser(operation: Operation[Any], usage: str, description: str, epilog: str | None = None) -> Parser:
+class Declared(Protocol):
+    """What the options need of an operation (changes.Operation is the one used): its name,
+    its CSV columns, its own arguments and which of them go with one user only."""
+
+    @property
+    def prog(self) -> str: ...
+
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def optional(self) -> tuple[str, ...]: ...
+
+    @property
+    def usage_line(self) -> str: ...
+
+    def add_arguments(self, parser: Parser) -> None: ...
+
+    def single_values(self, args: argparse.Namespace) -> dict | None: ...
+
+    def per_user_options(self, args: argparse.Namespace) -> list[str]: ...
+
+    def extra_options(self, args: argparse.Namespace) -> dict: ...
+
+
+def build_parser(operation: Declared, usage: str, description: str, epilog: str | None = None) -> Parser:
     """The script's parser, named as the user ran it; epilog (examples) is printed as written."""
     # allow_abbrev=False: --max-change is a typo to name, not --max-changes to guess
-    parser = Parser(prog=cc.prog_name(operation.prog), usage=usage, description=description, epilog=epilog,
+    parser = Parser(prog=canvas_commands.prog_name(operation.prog), usage=usage, description=description, epilog=epilog,
                     allow_abbrev=False,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     operation.add_arguments(parser)
@@ -142,7 +166,7 @@ class RoleAction(argparse.Action):
 
 def add_round_arguments(parser: Parser) -> None:
     group = parser.add_argument_group("moving to the next round (COURSE is the new round)")
-    group.add_argument("--from", dest="from_course", metavar="OLD_COURSE", type=arg_type(cc.parse_course),
+    group.add_argument("--from", dest="from_course", metavar="OLD_COURSE", type=arg_type(canvas_ids.parse_course),
                        help="take the people from this course (the previous round): same role, "
                             "same state (active or inactive), section of the same name")
     if "--role" not in parser._option_string_actions:
@@ -155,7 +179,7 @@ def add_round_arguments(parser: Parser) -> None:
                        help="with --from --dry-run: write the plan as a CSV that --csv runs (a new file)")
 
 
-def round_options(operation: Operation[Any], parser: Parser, args: argparse.Namespace) -> rounds.RoundOptions | None:
+def round_options(operation: Declared, parser: Parser, args: argparse.Namespace) -> rounds.RoundOptions | None:
     """--from's options, checked; None without --from. Usage errors as parser.error."""
     roles = getattr(args, "roles", None)
     if args.from_course is None:
@@ -180,7 +204,7 @@ def round_options(operation: Operation[Any], parser: Parser, args: argparse.Name
                                args.export)
 
 
-def parse_options(operation: Operation[Any], parser: Parser, argv: Sequence[str]) -> Options:
+def parse_options(operation: Declared, parser: Parser, argv: Sequence[str]) -> Options:
     """Check the combination of arguments; one usage line if it is wrong."""
     args = parser.parse_args(argv)
     round_from = round_options(operation, parser, args)

@@ -9,6 +9,7 @@ import sys
 from typing import TextIO
 
 import canvas_common as cc
+import canvas_http
 
 from .changes import Change
 from .options import Options
@@ -69,7 +70,7 @@ class Report:
             return
         self.clear_progress()
         try:
-            print(cc.redact(text, self.token), flush=True)
+            print(canvas_http.redact(text, self.token), flush=True)
         except BrokenPipeError:
             # the runner stops at its next write; what is in flight is still counted
             self.closed = True
@@ -78,7 +79,7 @@ class Report:
 
     def warn(self, text: str) -> None:
         self.clear_progress()
-        print(cc.redact(text, self.token), file=sys.stderr, flush=True)
+        print(canvas_http.redact(text, self.token), file=sys.stderr, flush=True)
 
     def show_progress(self) -> None:
         """One line on the terminal, rewritten in place, never wider than the terminal."""

@@ -91,14 +91,14 @@ def test_the_standin_can_be_served_by_hand():
 
 
 def test_hints_quote_for_the_platform_shell(monkeypatch):
-    import canvas_common
-    assert canvas_common.shell_quote("a b'c") == "'a b'\"'\"'c'"
-    monkeypatch.setattr(canvas_common.os, "name", "nt")
-    assert canvas_common.shell_quote("sis_course_id:PHYS 2") == '"sis_course_id:PHYS 2"'
+    import canvas_commands
+    assert canvas_commands.shell_quote("a b'c") == "'a b'\"'\"'c'"
+    monkeypatch.setattr(canvas_commands.os, "name", "nt")
+    assert canvas_commands.shell_quote("sis_course_id:PHYS 2") == '"sis_course_id:PHYS 2"'
     # cmd.exe acts on these outside double quotes: S&1 would run a command named 1
     for value in ("S&1", "A|B", "x^y", "100%", "(a)"):
-        assert canvas_common.shell_quote(value) == f'"{value}"'
-    assert canvas_common.shell_quote("S1001") == "S1001"
+        assert canvas_commands.shell_quote(value) == f'"{value}"'
+    assert canvas_commands.shell_quote("S1001") == "S1001"
 
 
 def test_csv_from_a_pipe_that_cannot_seek(canvas, course):
