@@ -56,7 +56,7 @@ def commands(markdown: str) -> list[list[str]]:
         for line in block.splitlines():
             words = shlex.split(line, comments=True)
             if words and all("=" in w for w in words):
-                variables.update(w.split("=", 1) for w in words)
+                variables.update(w.partition("=")[::2] for w in words)
             elif words and words[0] in ("python", *SCRIPTS):
                 found.append([variables.get(w[1:], w) if w.startswith("$") else w for w in words])
     return found
