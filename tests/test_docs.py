@@ -85,8 +85,9 @@ def test_every_relative_link_leads_to_a_file_and_heading(page):
 
 
 def test_every_page_is_linked_from_the_readme():
+    """docs/pending-*.md are notes of changes waiting to be folded into the pages: not linked."""
     linked = {(README.parent / t.partition("#")[0]).resolve() for t in LINK.findall(text(README))}
-    assert set(PAGES[1:]) <= linked
+    assert {p for p in PAGES[1:] if not p.name.startswith("pending-")} <= linked
 
 
 def test_the_round_quick_start_is_what_the_demo_runs():
