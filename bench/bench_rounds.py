@@ -5,7 +5,7 @@
 Starts a stand-in Canvas with a per-request latency and Canvas's rate-limit
 bucket, holding an old course round of N students in two labs (one in ten
 inactive) and an empty new round that has one of the labs by name. Runs, as
-the README's "Moving to the next round" does: enroll_user.py --from with
+docs/rounds.md's flow does: enroll_user.py --from with
 --dry-run, then for real, then set_user_state.py --from after an SIS feed made
 everyone active. Prints requests (reads and writes), requests per person and
 wall time beside the aim: one write per person plus tens of bulk reads.

@@ -12,7 +12,27 @@ Canvas as institutions configure it: accounts and custom course roles with
 base types (the roles API, enrollment[role_id]), rows reused by a POST in any
 state, course, term and section end dates with Canvas's open-section
 exception, cross-listed sections, developer keys with enforced scopes, and
-sis_import_id and end_at on enrollment rows.
+sis_import_id, end_at and limit_privileges_to_course_section on enrollment
+rows.
+
+The bundled demo data (seed_demo; tests/demo.py and `python tests/standin.py
+--port 8080` serve it, token demo-token) holds two rounds of one course:
+
+- sis_course_id:PHYS2-2027, "Physics 2, spring 2027", today's course: the
+  default section, "Lecture" (sis_section_id:PHYS2-2027-LEC) and "Lab A"
+  (sis_section_id:PHYS2-2027-LAB-A); 30 active students S9000-S9029
+  ("Student 000"...). Not enrolled yet: S1001 Ada Lovelace, S1002 Alan Turing,
+  S1003 Grace Hopper, S1004 Edsger Dijkstra, S1005 Barbara Liskov.
+- sis_course_id:PHYS2-2026, "Physics 2, spring 2026", the previous round:
+  sections "Lecture" (PHYS2-2026-LEC), "Lab A" (PHYS2-2026-LAB-A) and "Lab B"
+  (PHYS2-2026-LAB-B, which has no namesake in PHYS2-2027). Students, each in
+  the lecture and a lab: S2001 Lise Meitner (Lab A), S2002 Emmy Noether
+  (Lab B), S2005 Paul Dirac (Lab A), active; S2003 Niels Bohr (Lab A),
+  inactive in both. S2004 Marie Curie: concluded (completed) in Lab B.
+  S1002 Alan Turing: active in the lecture. T3001 Chien-Shiung Wu: TA of
+  Lab A, limited to her section (limit_privileges_to_course_section).
+  T3002 Richard Feynman: teacher of the lecture.
+- The custom student-type role "Auditor" in the root account.
 """
 
 from __future__ import annotations
@@ -139,6 +159,8 @@ class Enrollment:
     role_id: int = 0
     sis_import_id: int | None = None  # set when an SIS import made or last changed it
     end_at: str | None = None  # its own end date (ISO 8601), independent of its state
+    # a teacher or TA who sees only their own section's people (app/models/enrollment.rb)
+    limit_privileges_to_course_section: bool = False
     created_at: str = dataclasses.field(default_factory=now_iso)
     updated_at: str = dataclasses.field(default_factory=now_iso)
 
@@ -840,7 +862,8 @@ class Handler(BaseHTTPRequestHandler):
                 "created_at": e.created_at, "updated_at": e.updated_at,
                 "associated_user_id": e.associated_user_id, "start_at": None, "end_at": e.end_at,
                 "course_section_id": e.course_section_id, "root_account_id": 1,
-                "limit_privileges_to_course_section": False, "enrollment_state": e.workflow_state,
+                "limit_privileges_to_course_section": e.limit_privileges_to_course_section,
+                "enrollment_state": e.workflow_state,
                 "role": e.role, "role_id": e.role_id,
                 "html_url": f"{self.canvas.url}/courses/{course.id}/users/{user.id}"}
         if e.type == "StudentEnrollment":
@@ -921,6 +944,10 @@ class Handler(BaseHTTPRequestHandler):
         elif same is None:
             same = store.enroll(user, course, state=state, section=section,
                                 role=role if role.workflow_state != "built_in" else None, type=type_)
+        # Course#enroll_user (app/models/course.rb) takes the limit as asked, false when not sent
+        # (the controller's create passes the key through), and sets it on the row it returns:
+        # a reused one too, an active one included
+        same.limit_privileges_to_course_section = as_boolean(params.get("limit_privileges_to_course_section"))
         return 200, self.enrollment_json(same, kind), {}
 
     def lookup(self, course, ident):
@@ -976,23 +1003,53 @@ def parse_params(text: str) -> dict:
     return params
 
 
+def as_boolean(value) -> bool:
+    """A form value as Canvas reads a boolean parameter (value_to_boolean): absent is false."""
+    return str(value or "").strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
 def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
 def seed_demo(canvas: StandinCanvas, token="demo-token", filler=30):
-    """A course round like the mission's: a new course, students moving in."""
+    """The bundled demo data (see the module docstring): today's course and the previous round.
+
+    Returns the new course (sis_course_id:PHYS2-2027)."""
     store = canvas.store
     store.tokens[token] = "admin"
     course = store.add_course("Physics 2, spring 2027", "PHYS2-2027")
     store.add_role("Auditor", "StudentEnrollment")
-    store.add_section(course, "PHYS2-2027-LAB", "Lab group")
+    store.add_section(course, "PHYS2-2027-LEC", "Lecture")
+    store.add_section(course, "PHYS2-2027-LAB-A", "Lab A")
     for n in range(filler):
         store.enroll(store.add_user(f"S{9000 + n}", f"Student {n:03d}"), course)
     store.add_user("S1001", "Ada Lovelace")
     for n, name in enumerate(["Alan Turing", "Grace Hopper", "Edsger Dijkstra", "Barbara Liskov"]):
         store.add_user(f"S{1002 + n}", name)
+    seed_previous_round(store)
     return course
+
+
+def seed_previous_round(store: Store) -> Course:
+    """The round before (sis_course_id:PHYS2-2026), as --from reads it: see the module docstring."""
+    old = store.add_course("Physics 2, spring 2026", "PHYS2-2026")
+    lecture = store.add_section(old, "PHYS2-2026-LEC", "Lecture")
+    lab_a = store.add_section(old, "PHYS2-2026-LAB-A", "Lab A")
+    lab_b = store.add_section(old, "PHYS2-2026-LAB-B", "Lab B")  # no namesake in PHYS2-2027
+    people = {sis: store.add_user(sis, name) for sis, name in [
+        ("S2001", "Lise Meitner"), ("S2002", "Emmy Noether"), ("S2003", "Niels Bohr"),
+        ("S2004", "Marie Curie"), ("S2005", "Paul Dirac"), ("T3001", "Chien-Shiung Wu"),
+        ("T3002", "Richard Feynman")]}
+    for sis, lab, state in [("S2001", lab_a, "active"), ("S2002", lab_b, "active"),
+                            ("S2003", lab_a, "inactive"), ("S2005", lab_a, "active")]:
+        for section in (lecture, lab):
+            store.enroll(people[sis], old, state=state, section=section)
+    store.enroll(people["S2004"], old, state="completed", section=lab_b)  # concluded
+    store.enroll(store.user_by_sis("S1002"), old, section=lecture)  # already in the new round by then
+    store.enroll(people["T3001"], old, "TaEnrollment", section=lab_a, limit_privileges_to_course_section=True)
+    store.enroll(people["T3002"], old, "TeacherEnrollment", section=lecture)
+    return old
 
 
 def main(argv=None) -> int:

@@ -138,3 +138,32 @@ def test_sections_list_is_ordered_by_name_in_numbered_pages(canvas, course, api)
         pages.append([s["name"] for s in answer.json()])
         url = answer.links.get("next", {}).get("url", "").replace(canvas.url, "")
     assert pages == [["A lab", "b lab"], ["c lab", "Physics 2"], ["Section PHYS2-LAB"]]
+
+
+def test_a_post_sets_the_section_limit_as_asked_on_the_row_it_returns(canvas, course, api):
+    """Course#enroll_user: the limit as sent, false when not sent, on a reused row too."""
+    canvas.store.add_user("T1")
+    path = f"/api/v1/courses/{course.id}/enrollments"
+    form = {"enrollment[user_id]": "sis_user_id:T1", "enrollment[type]": "TaEnrollment",
+            "enrollment[enrollment_state]": "active"}
+    first = api("POST", path, data={**form, "enrollment[limit_privileges_to_course_section]": "true"}).json()
+    assert first["limit_privileges_to_course_section"] is True
+    again = api("POST", path, data=form).json()
+    assert again["id"] == first["id"] and again["limit_privileges_to_course_section"] is False
+
+
+def test_the_demo_data_holds_the_previous_round(canvas):
+    from standin import seed_demo
+    canvas.store.tokens.clear()
+    seed_demo(canvas, token=TOKEN, filler=2)
+    store = canvas.store
+    old = next(c for c in store.courses.values() if c.sis_course_id == "PHYS2-2026")
+    new = next(c for c in store.courses.values() if c.sis_course_id == "PHYS2-2027")
+    names = {c.id: {s.name for s in store.sections.values() if s.course_id == c.id and s.id != c.default_section_id}
+             for c in (old, new)}
+    assert names[old.id] - names[new.id] == {"Lab B"} and names[new.id] == {"Lecture", "Lab A"}
+    assert store.states_of("S2003", old) == ["inactive", "inactive"]
+    assert store.states_of("S2004", old) == ["completed"]
+    (ta,) = store.enrollments_of("T3001", old)
+    assert ta.type == "TaEnrollment" and ta.limit_privileges_to_course_section
+    assert not store.enrollments_of("S2001", new)
