@@ -302,7 +302,7 @@ def _check_config_file(path: str, mode: int) -> None:
     such a key, a file other users can change: whoever writes it decides where the token goes.
     A pipe (--config <(...)) is read. ConfigError."""
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
-        raise ConfigError(f"config file {path} is a device or socket, not a file")
+        raise ConfigError(f"config file {path} is a {'socket' if stat.S_ISSOCK(mode) else 'device'}, not a file")
     if os.name == "posix" and stat.S_ISREG(mode) and mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(f"config file {path} can be changed by other users (mode {stat.S_IMODE(mode):03o}), "
                           f"who could send the token anywhere; fix it with: chmod 600 {shlex.quote(path)}")
