@@ -74,7 +74,7 @@ def test_killed_batch_with_its_last_record_cut_rerun_then_undo_puts_everything_b
 
 
 def test_a_log_cut_short_by_a_full_disk_during_its_first_record_is_still_ours(canvas, tmp_path):
-    course, args, log, config = setup_batch(canvas, tmp_path, n=3)
+    course, args, log, _config = setup_batch(canvas, tmp_path, n=3)
     log.write_bytes(b'{"time": "2027-01-10T09:12:01+0000", "run": "2027')  # nothing else reached the disk
     r = run_script("set_user_state.py", *args)
     assert r.code == 0 and "moved to" in r.err, r.err

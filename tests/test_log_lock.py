@@ -53,7 +53,7 @@ def test_undo_during_its_batch_is_refused_naming_the_batch_and_sends_nothing(can
     batch = start(["--csv", csv, "--config", config, "--log", log, "--workers", "4"])
     wait_for_writes(canvas, 20)
     undo = run_script("set_user_state.py", "--undo", log, "--config", other)
-    out, err = batch.communicate(timeout=120)
+    _out, err = batch.communicate(timeout=120)
     assert undo.code == 4 and len(undo.err.splitlines()) == 1, undo.err
     assert f"in use by another run (pid {batch.pid}, since " in undo.err
     assert f"set_user_state.py --csv {csv} --config {config} --log {log} --workers 4)" in undo.err
@@ -75,7 +75,7 @@ def test_the_same_batch_started_twice_runs_once(canvas, tmp_path):
     assert first.returncode == 0, err
     writes = canvas.writes()
     assert len(writes) == 300 and len({w["path"] for w in writes}) == 300  # no enrollment written twice
-    assert len(out.splitlines()) == 300
+    assert len(out.splitlines()) == 300 and set(states(canvas, course)) == {"inactive"}
 
 
 def test_a_dry_run_undo_on_a_log_in_use_is_refused_too(canvas, tmp_path):
