@@ -206,12 +206,12 @@ class Run:
         command = cc.redact(self.command(), self.canvas.config.token)
         if self.options.undo is not None:
             audit.check_readable(self.options.undo)  # the log to undo must be there
-        for path in (self.options.undo, self.options.log_path):
+        written = self.options.log_path
+        for path in (written, self.options.undo):  # the log written first: its Log repairs it
             if path is not None and path not in self.logs:
                 same = next((log for log in self.logs.values()
                              if os.path.realpath(log.path) == os.path.realpath(path)), None)
-                self.logs[path] = same or audit.Log(path, path == self.options.log_path, command,
-                                                    self.report.warn)
+                self.logs[path] = same or audit.Log(path, path == written, command, self.report.warn)
 
     def command(self) -> str:
         return " ".join((self.options.prog, *self.options.argv))
