@@ -14,6 +14,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -120,9 +121,13 @@ def load_config(path: str | None = None, environ: Mapping[str, str] | None = Non
         if not os.path.exists(path):
             raise ConfigError(f"no Canvas host or token configured: {CONFIG_HELP}")
     try:
+        _check_config_file(path, os.stat(path).st_mode)  # before open: a device or socket is never read
         with open(path, "rb") as f:
             mode = os.fstat(f.fileno()).st_mode
-            data = json.loads(_config_text(f.read()))
+            raw = f.read(MAX_CONFIG + 1)  # /dev/zero or an endless pipe: bounded
+        if len(raw) > MAX_CONFIG:
+            raise ConfigError(f"config file {path} is larger than {MAX_CONFIG // 1024} KiB: not a config file")
+        data = json.loads(_config_text(raw))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist: {CONFIG_HELP}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -137,6 +142,20 @@ def load_config(path: str | None = None, environ: Mapping[str, str] | None = Non
               f"protect the token with: chmod 600 {path}", file=sys.stderr)
     config = _make_config(canvas.get("host"), canvas.get("access_token"), path)
     return _with_ca(config, ca_bundle, canvas.get("ca_bundle"), environ)
+
+
+MAX_CONFIG = 64 * 1024  # a config is a few hundred bytes
+
+
+def _check_config_file(path: str, mode: int) -> None:
+    """Refuse what cannot be a config (a device, a socket, a directory) and, as ssh refuses
+    such a key, a file other users can change: whoever writes it decides where the token goes.
+    A pipe (--config <(...)) is read. ConfigError."""
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        raise ConfigError(f"config file {path} is a {'socket' if stat.S_ISSOCK(mode) else 'device'}, not a file")
+    if os.name == "posix" and stat.S_ISREG(mode) and mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(f"config file {path} can be changed by other users (mode {stat.S_IMODE(mode):03o}), "
+                          f"who could send the token anywhere; fix it with: chmod 600 {shlex.quote(path)}")
 
 
 def _config_text(raw: bytes) -> str:

@@ -10,21 +10,30 @@ same input continue one job until one finishes; undo takes a job or a run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from typing import IO, Any, Callable
 
 import canvas_common as cc
+import canvas_files as files
 import canvas_http
 
+MAX_RECORD = 1 << 20  # a line longer than this is no record of ours (records are under 2 KiB)
 WRITES = ("created", "reopened", "deactivated", "reactivated", "deleted", "concluded")  # actions that change Canvas
 
 
 class Journal:
-    """One run's records in the audit log; an intent is on disk before its write."""
+    """One run's records in the audit log; an intent is on disk before its write.
+
+    The log was checked and locked by Log first. A record the disk refuses raises
+    DiskError (or ConfigError), and from then on the journal writes nothing:
+    the run stops before its next write, and what it left open is settled by
+    the next run's look at Canvas."""
 
     def __init__(self, path: str, token: str):
         self.path, self.token = path, token
@@ -35,28 +44,16 @@ class Journal:
         self.opening: dict | None = None  # the start record, written with the first record
         self.started = False
         self.fd: int | None = None
-        if os.path.exists(path):
-            self._open()
-        else:  # created with its first record: a run that changes nothing leaves no file
-            folder = os.path.dirname(os.path.abspath(path))
-            if not (os.path.isdir(folder) and os.access(folder, os.W_OK)):
-                raise cc.ConfigError(f"cannot write the audit log {path}: "
-                                     f"{'no such folder' if not os.path.isdir(folder) else 'permission denied'}")
+        self.broken: cc.CanvasError | None = None  # the write the disk refused
 
     def _open(self) -> int:
-        """The log opened for appending (created if need be, mode 600)."""
+        """The log opened for appending (created with the first record, mode 600)."""
         try:
-            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no CRLF on Windows
-            fd = os.open(self.path, flags, 0o600)
-            # a crash may have cut the last line: never glue a record onto it
-            if os.fstat(fd).st_size:
-                os.lseek(fd, -1, os.SEEK_END)  # (os.pread is not on Windows)
-                if os.read(fd, 1) != b"\n":
-                    os.write(fd, b"\n")
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)  # no CRLF on Windows
+            self.fd = os.open(self.path, flags, 0o600)
         except OSError as exc:
-            raise cc.ConfigError(f"cannot write the audit log {self.path}: {exc.strerror}") from None
-        self.fd = fd
-        return fd
+            raise files.os_error(exc, f"cannot write the audit log {self.path}") from None
+        return self.fd
 
     def start(self, command: str, operation: str, key: str, continues: dict | None, **fields: Any) -> None:
         """Begin a run; it reaches the file with its first record, so a run that
@@ -68,7 +65,8 @@ class Journal:
                         **({"continues": continues["run"]} if continues else {})}
 
     def intent(self, change: dict) -> int:
-        """Record a write about to be sent (and fsync) before it is sent; its number."""
+        """Record a write about to be sent (and fsync) before it is sent; its number.
+        Raises DiskError/ConfigError when the disk refuses: the write must not be sent."""
         with self.lock:
             self.seq += 1
             seq = self.seq
@@ -85,50 +83,200 @@ class Journal:
         self.append(entry)  # not fsynced: an intent without it is settled by a look at Canvas
 
     def end(self, status: str, counts: dict) -> None:
-        if self.started:
-            self.append({"event": "end", "status": status, **counts}, sync=True)
+        """The run's last record; nothing if it wrote none, or the disk refused one."""
+        if self.started and not self.broken:
+            with contextlib.suppress(cc.CanvasError):
+                self.append({"event": "end", "status": status, **counts}, sync=True)
 
     def append(self, entry: dict, sync: bool = False) -> None:
-        lines = []
+        """Append whole lines in one write(2) on O_APPEND (never interleaved). A write
+        cut short is taken back, so the log stays whole lines."""
         with self.lock:
+            if self.broken:
+                raise self.broken
+            lines = []
             for record in filter(None, (self.opening, entry)):
                 record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "run": self.run,
                           "job": self.job, **record}
                 lines.append(canvas_http.redact(json.dumps(record, ensure_ascii=False), self.token) + "\n")
             fd = self._open() if self.fd is None else self.fd
+            size = os.fstat(fd).st_size
+            try:
+                data = "".join(lines).encode()
+                while data:  # a short write (a disk filling up) goes on, then fails
+                    data = data[os.write(fd, data):]
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                self.broken = files.os_error(exc, f"cannot write the audit log {self.path}")
+                raise self.broken from None
             self.opening, self.started = None, True
-            os.write(fd, "".join(lines).encode())  # one write(2) on O_APPEND: never interleaved
         if sync:
-            os.fsync(fd)
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                with self.lock:
+                    self.broken = files.os_error(exc, f"cannot write the audit log {self.path}")
+                raise self.broken from None
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
+            self.fd = None
 
 
-def read_log(path: str, warn: Callable[[str], None]) -> list[dict]:
-    """Every record of an audit log; a last line cut by a crash is skipped with a warning."""
+class Log:
+    """An audit log this process uses: checked, locked, and read once.
+
+    path: the log; writing: this run appends to it (then it may not exist yet,
+    and damage at its end is repaired before the first record); command: the
+    command as run, shown to a run refused while this one holds the log.
+    Raises ConfigError (unusable as named), DiskError (no room), InUse (another run holds it)."""
+
+    def __init__(self, path: str, writing: bool, command: str, warn: Callable[[str], None]):
+        self.path = path
+        if writing:
+            files.check_appendable(path, "the audit log")
+        else:
+            check_readable(path)
+        self.lock = files.FileLock(path, "the audit log")
+        self.lock.acquire(command, warn)
+        try:
+            self.entries = read_log(path, warn, repair=writing) if os.path.exists(path) else []
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        self.lock.release()
+
+
+def check_readable(path: str) -> None:
+    """ConfigError unless path is a regular file (a FIFO or /dev/stdout would hang the read)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        mode = os.stat(path).st_mode
     except OSError as exc:
         raise cc.ConfigError(f"cannot read audit log {path}: {exc.strerror}") from None
-    lines = data.split(b"\n")
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line.decode("utf-8"))
-            if not isinstance(entry, dict) or "run" not in entry:
-                raise ValueError
-        except ValueError:
-            if number == len(lines):  # no newline after it: cut short by a crash
-                warn(f"warning: {path} line {number} was cut short (a crash?); ignoring it")
-                continue
-            raise cc.ConfigError(f"{path} line {number}: not an audit log written by these scripts") from None
-        entries.append(upgrade(entry))
+    if files.file_kind(mode):
+        raise cc.ConfigError(f"audit log {path} is {files.file_kind(mode)}, not a log file")
+
+
+def read_log(path: str, warn: Callable[[str], None], repair: bool = False) -> list[dict]:
+    """Every whole record of an audit log, read line by line (memory bounded per line).
+
+    A damaged line in the middle is named and skipped. Damage at the end (a
+    record cut by a crash or a full disk, garbage after the last record) is
+    skipped too; with repair (the caller holds the lock and will append), its
+    bytes are saved to PATH.damaged and the log is cut back to its last whole
+    record, so nothing is ever appended after a broken line. ConfigError if
+    the file cannot be read or holds no record of these scripts."""
+    check_readable(path)
+    try:
+        with open(path, "rb") as f:
+            entries, damaged, whole_end, size = _records(f)
+    except OSError as exc:
+        raise cc.ConfigError(f"cannot read audit log {path}: {exc.strerror}") from None
+    if damaged and not entries and not damaged[0][2]:  # a first record cut short is still ours
+        raise cc.ConfigError(f"{path} line {damaged[0][0]}: not an audit log written by these scripts "
+                             "(no line of it is a record of theirs)")
+    middle = [n for n, end, _ in damaged if end <= whole_end]
+    if middle:
+        shown = ", ".join(map(str, middle[:10])) + (f" and {len(middle) - 10} more" if len(middle) > 10 else "")
+        warn(f"warning: {path}: line{'s' if len(middle) > 1 else ''} {shown} damaged (not a whole record); "
+             "skipped, every other record is used")
+    tail = [n for n, end, _ in damaged if end > whole_end]
+    if tail:
+        _damaged_tail(path, whole_end, size, tail, warn, repair)
+    elif repair and whole_end and _ends_without_newline(path, size):
+        _append_newline(path)  # a whole last record cut just before its newline
     return entries
+
+
+OURS = b'{"time": "'  # how every record of these scripts begins
+
+
+def _records(f: IO[bytes]) -> tuple[list[dict], list[tuple[int, int, bool]], int, int]:
+    """(records, [(line number, end offset, begins as ours) of damaged lines], end of the last
+    whole record, size)."""
+    entries: list[dict] = []
+    damaged: list[tuple[int, int, bool]] = []
+    whole_end, number = 0, 0
+    while True:
+        line = f.readline(MAX_RECORD)
+        if not line:
+            break
+        number += 1
+        start, too_long = line[:len(OURS)], len(line) == MAX_RECORD and not line.endswith(b"\n")
+        while len(line) == MAX_RECORD and not line.endswith(b"\n"):  # skip the rest of an endless line
+            line = f.readline(MAX_RECORD)
+        if not too_long and not line.strip(b" \t\r\n"):
+            continue
+        entry = None if too_long else _record(line)
+        if entry is None:
+            damaged.append((number, f.tell(), start == OURS))
+        else:
+            entries.append(entry)
+            whole_end = f.tell()
+    return entries, damaged, whole_end, f.tell()
+
+
+# fields each kind of record needs to be used (a record without them is damaged)
+NEEDS = {"intent": ("seq", "course_id", "sis_user_id", "action"), "result": ("seq", "action"),
+         "change": ("course_id", "enrollment_id", "action")}
+
+
+def _record(line: bytes) -> dict | None:
+    """One line as a record of these scripts, or None."""
+    try:
+        entry = json.loads(line.decode("utf-8"))
+    except ValueError:
+        return None
+    if not (isinstance(entry, dict) and isinstance(entry.get("run"), str) and isinstance(entry.get("event"), str)):
+        return None
+    if any(entry.get(k) is None for k in NEEDS.get(entry["event"], ())):
+        return None
+    if "seq" in NEEDS.get(entry["event"], ()) and not isinstance(entry["seq"], int):
+        return None
+    return upgrade(entry)
+
+
+def _damaged_tail(path: str, start: int, size: int, lines: list[int],
+                  warn: Callable[[str], None], repair: bool) -> None:
+    """The damage after the last whole record: skipped; with repair, saved aside and cut off."""
+    which = f"line {lines[0]}" if len(lines) == 1 else f"lines {lines[0]}-{lines[-1]}"
+    what = f"{path} {which} (its end, {size - start} bytes) is not a whole record (cut short by a crash or a full disk)"
+    if not repair:
+        warn(f"warning: {what}; skipped")
+        return
+    aside = path + ".damaged"
+    try:
+        with open(path, "rb") as source, open(os.open(aside, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+                                               "ab") as out:
+            source.seek(start)
+            shutil.copyfileobj(source, out)
+            out.write(b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with open(path, "r+b") as log:
+            log.truncate(start)
+            os.fsync(log.fileno())
+    except OSError as exc:
+        raise files.os_error(exc, f"cannot repair the audit log {path} (its end is damaged)") from None
+    warn(f"warning: {what}; its bytes were moved to {aside} and the log cut back to its last whole record")
+
+
+def _ends_without_newline(path: str, size: int) -> bool:
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        return f.read(1) != b"\n"
+
+
+def _append_newline(path: str) -> None:
+    try:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+    except OSError as exc:
+        raise files.os_error(exc, f"cannot write the audit log {path}") from None
 
 
 def upgrade(entry: dict) -> dict:
@@ -170,7 +318,7 @@ def job_writes(entries: list[dict], job: str | None, run: str | None = None) -> 
             if intent and e.get("action") in WRITES:
                 # the result says what Canvas did: a POST planned as a creation may have reopened a row
                 made.append({**intent, **{k: e[k] for k in ("action", "enrollment_id", "section_id", "before", "after")
-                                          if e.get(k) is not None}, "time": e["time"]})
+                                          if e.get(k) is not None}, "time": e.get("time")})
     return made, list(intents.values())
 
 

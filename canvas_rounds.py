@@ -15,8 +15,10 @@ import csv
 import dataclasses
 import json
 import os
+from typing import IO
 
 import canvas_common as cc
+import canvas_files as files
 import canvas_ids
 import canvas_roles
 
@@ -325,13 +327,11 @@ def export_problem(path: str) -> str | None:
 
 def export(path: str, columns, rows) -> None:
     """Write rows as a CSV that --csv reads back (UTF-8 with a byte-order mark, for Excel);
-    a new file (O_EXCL), mode 600, as it names people. ConfigError if it cannot be written."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with open(fd, "w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(columns)
-            for _, values in rows:
-                writer.writerow([values.get(column, "") for column in columns])
-    except OSError as exc:
-        raise cc.ConfigError(f"cannot write {path}: {exc.strerror}") from None
+    a new file, mode 600, as it names people; written whole or not at all (canvas_files.write_new).
+    ConfigError if it cannot be written, DiskError if the disk is full."""
+    def fill(out: IO[str]) -> None:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        for _, values in rows:
+            writer.writerow([values.get(column, "") for column in columns])
+    files.write_new(path, fill, encoding="utf-8-sig")

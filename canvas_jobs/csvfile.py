@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from _csv import Reader as _Reader
 
 
+MAX_LINE = 1 << 20  # a row is under 1 KiB; an old Mac file (CR only) of thousands of rows still fits
+
+
 def open_csv(path: str) -> IO[bytes]:
     """The CSV as a seekable binary file (a pipe or stdin is spooled to disk); ConfigError if unreadable."""
     try:
@@ -47,7 +50,10 @@ def text_lines(raw: IO[bytes], name: str) -> Iterator[str]:
     """
     raw.seek(0)
     number = 0
-    for chunk in raw:
+    while chunk := raw.readline(MAX_LINE + 1):  # bounded: /dev/zero is one endless line
+        if len(chunk) > MAX_LINE:
+            raise cc.ConfigError(f"{name} line {number + 1}: longer than {MAX_LINE // 1024} KiB; "
+                                 "not a CSV file of enrollments")
         for line in chunk.splitlines(keepends=True):
             number += 1
             try:

@@ -14,6 +14,8 @@ from types import FrameType
 from typing import IO, Any, Callable, TypeVar
 
 import canvas_common as cc
+import canvas_files as files
+import canvas_http
 import canvas_journal as audit
 import canvas_rounds as rounds
 
@@ -84,6 +86,8 @@ class Run:
         self.guard: Guard | None = None if self.single else Guard(self.pacer)
         self.canvas.guard = self.guard
         self.journal: audit.Journal | None = None
+        self.logs: dict[str, audit.Log] = {}  # the audit logs this run reads or writes, locked
+        self.log_error: cc.CanvasError | None = None  # the disk refused a record: the run stops
         self.lock = threading.Lock()
         self.raw: IO[bytes] | None = None  # the CSV file, read twice
         self.started = 0  # writes this run has started, for --max-changes
@@ -97,6 +101,8 @@ class Run:
     def __exit__(self, *exc: object) -> None:
         if self.journal:
             self.journal.close()
+        for log in self.logs.values():
+            log.close()
         if self.raw:
             self.raw.close()
 
@@ -110,6 +116,8 @@ class Run:
             if rows is None:
                 return cc.EXIT_OK
             self.process(rows)
+            if self.log_error:  # the last writes' records were refused: not finished
+                raise RunStopped(str(self.log_error))
             status = "finished"
         except KeyboardInterrupt:
             return self.stop("interrupted", 130)
@@ -118,6 +126,10 @@ class Run:
         except OutputClosed:
             return self.stop("stopped: stdout was closed", EXIT_OUTPUT_CLOSED)
         except RunStopped as exc:
+            if self.log_error:  # no write goes out without its record: the disk must be fixed first
+                return self.stop(f"stopped: {self.log_error}", files.EXIT_DISK,
+                                 then="no change was sent without its record; free some space, then run "
+                                      "the same command again to finish")
             return self.stop(f"stopped: {exc}", EXIT_STOPPED)
         except TooManyChanges as exc:
             self.report.finish(stopped=f"{self.options.prog}: stopped: {exc}", then=exc.then,
@@ -134,6 +146,7 @@ class Run:
         """The rows (None: an undo with nothing to do), the journal open. Canvas unavailable
         while the rows are read (--from, undo's settling) stops the run as it would a batch."""
         try:
+            self.open_logs()
             rows, total, source_digest = self.source()
             if not isinstance(self.operation, Undo):  # undo's rows are known once settled
                 self.report.total = total
@@ -149,8 +162,11 @@ class Run:
             raise
         return rows
 
-    def stop(self, word: str, code: int) -> int:
-        self.report.finish(stopped=f"{self.options.prog}: {word}", unknown=len(self.unknown))
+    def stop(self, word: str, code: int, then: str | None = None) -> int:
+        if then is None:
+            self.report.finish(stopped=f"{self.options.prog}: {word}", unknown=len(self.unknown))
+        else:
+            self.report.finish(stopped=f"{self.options.prog}: {word}", then=then, unknown=len(self.unknown))
         return code
 
     def source(self) -> tuple[Iterable[Row], int, str]:
@@ -163,7 +179,8 @@ class Run:
                 raise cc.ConfigError(str(exc)) from None
             return [(0, values)], 1, json.dumps(values, sort_keys=True)
         if isinstance(self.operation, Undo):
-            return [], 0, "undo:" + self.operation.select(options, self.report.warn)
+            assert options.undo is not None  # an Undo runs only with --undo LOG
+            return [], 0, "undo:" + self.operation.select(options, self.logs[options.undo].entries)
         if options.round is not None:
             try:  # courses pasted from the browser, as for one user
                 round_from = dataclasses.replace(options.round, old=course_id(options.round.old, self.base_url),
@@ -184,16 +201,32 @@ class Run:
                    self.base_url)
         return csv_rows(raw, self.operation.columns, name), total, digest(raw)
 
+    def open_logs(self) -> None:
+        """Check and lock the audit logs this run reads (--undo) or appends to, and read
+        each once; before any request, so a run refused here has sent nothing."""
+        command = canvas_http.redact(self.command(), self.canvas.config.token)
+        if self.options.undo is not None:
+            audit.check_readable(self.options.undo)  # the log to undo must be there
+        written = self.options.log_path
+        for path in (written, self.options.undo):  # the log written first: its Log repairs it
+            if path is not None and path not in self.logs:
+                same = next((log for log in self.logs.values()
+                             if os.path.realpath(log.path) == os.path.realpath(path)), None)
+                self.logs[path] = same or audit.Log(path, path == written, command, self.report.warn)
+
+    def command(self) -> str:
+        return " ".join((self.options.prog, *self.options.argv))
+
     def open_journal(self, source_digest: str) -> None:
         """Start (or continue) the job in the log; settle what a cut-short run left open."""
         path = self.options.log_path
         if path is None:
             return
         key = self.operation.job_key(self.options, source_digest)
-        entries = audit.read_log(path, self.report.warn) if os.path.exists(path) else []
+        entries = self.logs[path].entries
         self.journal = self.journal or audit.Journal(path, self.canvas.config.token)
         last = audit.open_job(entries, key)
-        self.journal.start(" ".join((self.options.prog, *self.options.argv)), self.operation.name,
+        self.journal.start(self.command(), self.operation.name,
                            key, continues=last, **self.operation.log_fields())
         if last:
             settle(self.canvas, self.journal, audit.job_writes(entries, last["job"])[1])
@@ -335,7 +368,11 @@ class Run:
         try:
             if self.guard and self.guard.reason:  # the run stopped while this one waited its turn
                 return line, None, None
-            seq = self.journal.intent(change.intent_fields()) if self.journal else None
+            try:
+                seq = self.journal.intent(change.intent_fields()) if self.journal else None
+            except cc.CanvasError as exc:  # the disk refused the intent: the write is not sent
+                self.log_failed(exc)
+                return line, None, None
             try:
                 done = write(self.canvas, change)
             except cc.CanvasError as exc:
@@ -351,13 +388,29 @@ class Run:
                     with self.lock:  # perhaps made: its intent stays open for the rerun or --undo
                         self.unknown.add(line)
                 elif self.journal and seq is not None:  # never sent, or refused (token, throttling): not done
-                    self.journal.result(seq, change.not_done().result_fields())
+                    self.record(seq, change.not_done())
                 return line, None, None
             if self.journal and seq is not None:
-                self.journal.result(seq, done.result_fields())
+                self.record(seq, done)
             return line, done, None
         finally:
             self.pacer.release()
+
+    def record(self, seq: int, outcome: Change) -> None:
+        """A write's result in the log; if the disk refuses it, the intent stays open (the
+        rerun or --undo settles it by a look at Canvas) and the run stops."""
+        assert self.journal is not None
+        try:
+            self.journal.result(seq, outcome.result_fields())
+        except cc.CanvasError as exc:
+            self.log_failed(exc)
+
+    def log_failed(self, exc: cc.CanvasError) -> None:
+        """The disk refused a record: no more writes; the run stops."""
+        with self.lock:
+            self.log_error = self.log_error or exc
+        if self.guard:
+            self.guard.halt(str(exc))
 
     def drain(self, limit: int) -> None:
         while len(self.pending) > limit:

@@ -39,11 +39,10 @@ class Undo(Operation[UndoRequest]):
         self.target: str | None = None
         self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
 
-    def select(self, options: Options, warn: Callable[[str], None]) -> str:
-        """Read the log and pick the job or run to undo; return its id."""
+    def select(self, options: Options, entries: list[dict]) -> str:
+        """Pick the job or run to undo from the log's records (read by the runner); return its id."""
         assert options.undo is not None  # the runner undoes only with --undo LOG
         self.path = options.undo
-        entries = audit.read_log(options.undo, warn)
         job, self.one_run = audit.pick_job(entries, options.undo, options.run_id)
         self.target = target = self.one_run or job
         self.made, self.open = audit.job_writes(entries, job, self.one_run)

@@ -1,0 +1,140 @@
+"""An audit log that survives its own damage: a cut or garbled last record is moved aside and
+cut off before anything is appended; a damaged line in the middle is named and skipped; every
+whole record is still used by the rerun and by --undo."""
+
+import json
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, run_script, write_config
+
+
+def write_csv(path, header, rows):
+    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return str(path)
+
+
+def setup_batch(canvas, tmp_path, n=120):
+    """n active students of course BIG, a file that sets them inactive, and its command line."""
+    course = canvas.store.add_course("Big", "BIG")
+    for i in range(n):
+        canvas.store.enroll(canvas.store.add_user(f"B{i:04d}"), course)
+    csv = write_csv(tmp_path / "big.csv", "course_id,sis_user_id,state",
+                    [("sis_course_id:BIG", f"B{i:04d}", "inactive") for i in range(n)])
+    config = write_config(tmp_path / "c.json", canvas.url)
+    log = tmp_path / "audit.jsonl"
+    return course, ["--csv", csv, "--config", config, "--log", log], log, config
+
+
+def states(canvas, course):
+    return [e.workflow_state for e in canvas.store.enrollments.values() if e.course_id == course.id]
+
+
+def kill_after(canvas, args, writes):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "set_user_state.py"), *map(str, args)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while len(canvas.writes()) < writes and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.kill()
+    proc.wait(timeout=10)
+    time.sleep(0.3)  # requests already sent are still answered by Canvas
+
+
+def cut_last_record(log):
+    """Truncate the log in the middle of its last record, as a power cut or a full disk does."""
+    data = log.read_bytes()
+    start = data.rstrip(b"\n").rfind(b"\n") + 1
+    cut = start + (len(data) - start) // 2
+    with open(log, "r+b") as f:
+        f.truncate(cut)
+    return data[start:cut]
+
+
+def test_killed_batch_with_its_last_record_cut_rerun_then_undo_puts_everything_back(canvas, tmp_path):
+    course, args, log, config = setup_batch(canvas, tmp_path)
+    canvas.latency = (0.01, 0.03)
+    kill_after(canvas, args, 40)
+    torn = cut_last_record(log)
+    canvas.latency = (0, 0)
+    rerun = run_script("set_user_state.py", *args)
+    assert rerun.code == 0, rerun.err
+    warning = [line for line in rerun.err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "not a whole record" in warning[0] and "audit.jsonl.damaged" in warning[0]
+    assert "Traceback" not in rerun.err
+    assert (tmp_path / "audit.jsonl.damaged").read_bytes() == torn + b"\n"  # its bytes saved aside
+    assert all(isinstance(json.loads(line), dict) for line in log.read_text().splitlines())
+    assert set(states(canvas, course)) == {"inactive"}
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 0, undo.err
+    assert "warning" not in undo.err  # repaired once: the log is whole again
+    assert set(states(canvas, course)) == {"active"}
+    assert len(states(canvas, course)) == 120
+
+
+def test_a_log_cut_short_by_a_full_disk_during_its_first_record_is_still_ours(canvas, tmp_path):
+    course, args, log, _config = setup_batch(canvas, tmp_path, n=3)
+    log.write_bytes(b'{"time": "2027-01-10T09:12:01+0000", "run": "2027')  # nothing else reached the disk
+    r = run_script("set_user_state.py", *args)
+    assert r.code == 0 and "moved to" in r.err, r.err
+    assert set(states(canvas, course)) == {"inactive"}
+
+
+def garble(log, number, text="#\x00 garbled by a disk"):
+    lines = log.read_text().splitlines(keepends=True)
+    lines[number - 1] = text + "\n"
+    log.write_text("".join(lines))
+
+
+def test_a_garbled_result_in_the_middle_is_named_and_the_undo_still_restores_all(canvas, tmp_path):
+    course, args, log, config = setup_batch(canvas, tmp_path, n=20)
+    assert run_script("set_user_state.py", *args).code == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    number = next(n for n, r in enumerate(records, start=1) if r["event"] == "result" and n > 10)
+    garble(log, number)
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 0, undo.err
+    assert f"line {number} damaged" in undo.err and "every other record is used" in undo.err
+    assert set(states(canvas, course)) == {"active"}  # the open intent was settled by a look
+    assert log.read_text().splitlines()[number - 1].startswith("#")  # left where it is, named
+
+
+def test_a_garbled_intent_in_the_middle_loses_only_its_own_enrollment(canvas, tmp_path):
+    course, args, log, config = setup_batch(canvas, tmp_path, n=20)
+    assert run_script("set_user_state.py", *args).code == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    number, lost = next((n, r["sis_user_id"]) for n, r in enumerate(records, start=1)
+                        if r["event"] == "intent" and n > 10)
+    garble(log, number, '{"time": "2027-01-10T09:12:01+0000", "run": "x", "event": "intent", "se')
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 0 and f"line {number} damaged" in undo.err, undo.err
+    assert "changed 19" in undo.err
+    assert canvas.store.states_of(lost) == ["inactive"]
+    assert sorted(states(canvas, course)) == ["active"] * 19 + ["inactive"]
+    listing = run_script("set_user_state.py", "--undo", log, "--config", config)  # the job list reads it too
+    assert listing.code == 1 and "recent jobs" in listing.err and f"line {number} damaged" in listing.err
+
+
+def test_a_file_that_is_not_a_log_is_refused_and_left_as_it_is(canvas, tmp_path):
+    _course, args, log, _config = setup_batch(canvas, tmp_path, n=3)
+    log.write_text("my notes\nabout the term\nnot json")
+    r = run_script("set_user_state.py", *args)
+    assert r.code == 2 and "not an audit log written by these scripts" in r.err
+    assert len(r.err.splitlines()) == 1
+    assert log.read_text() == "my notes\nabout the term\nnot json" and not canvas.requests
+
+
+def test_zeros_after_the_last_record_are_moved_aside(canvas, tmp_path):
+    course, args, log, config = setup_batch(canvas, tmp_path, n=5)
+    assert run_script("set_user_state.py", *args).code == 0
+    whole = log.read_bytes()
+    with open(log, "ab") as f:  # zeros where a crashed filesystem lost its last blocks: 8 MiB
+        f.write(b"\x00" * (8 << 20))
+    undo = subprocess.run(["bash", "-c", f'ulimit -v 1048576; exec "{sys.executable}" '
+                                         f'"{ROOT / "set_user_state.py"}" --undo "{log}" --config "{config}"'],
+                          capture_output=True, text=True, timeout=120)
+    assert undo.returncode == 0 and "Traceback" not in undo.stderr, undo.stderr
+    assert "moved to" in undo.stderr
+    assert set(states(canvas, course)) == {"active"}
+    assert log.read_bytes().startswith(whole)
