@@ -260,6 +260,9 @@ def write(canvas: cc.Canvas, change: Change) -> Change:
             except RunStopped as stop:  # stopped while looking: that write's outcome is unknown
                 stop.unclear = stop.unclear or exc.unclear
                 raise
+            except cc.CanvasError as looking:  # the look failed too (a sign-in page, an outage)
+                looking.unclear = looking.unclear or exc.unclear  # the write's outcome is still unknown
+                raise
             if seen is None and not exc.unclear:
                 raise  # refused, and not done: writing again would be refused again
             if seen is not None:
