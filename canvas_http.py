@@ -369,16 +369,20 @@ def _read_whole(resp: requests.Response, deadline: float) -> None:
     for a body shorter than its Content-Length, ConnectionError for one that broke."""
     read = getattr(resp.raw, "read1", None) or resp.raw.read  # read1: at most one socket read
     chunks = []
+    while chunk := _read_some(resp, read):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            resp.close()
+            raise requests.exceptions.ReadTimeout("the answer did not arrive whole in time", response=resp)
+    resp._content = b"".join(chunks)  # what Response.content would have read
+    resp._content_consumed = True
+    resp.raw.release_conn()
+
+
+def _read_some(resp: requests.Response, read: Any) -> bytes:
+    """One read of the body; urllib3's exceptions mapped to requests' as Response.iter_content does."""
     try:
-        while True:
-            if time.monotonic() > deadline:
-                resp.close()
-                raise requests.exceptions.ReadTimeout("the answer did not arrive whole in time",
-                                                      response=resp)
-            chunk = read(65536, decode_content=True)  # requests asks urllib3 not to decode
-            if not chunk:
-                break
-            chunks.append(chunk)
+        return read(65536, decode_content=True)  # requests asks urllib3 not to decode
     except urllib3.exceptions.ReadTimeoutError as exc:
         raise requests.exceptions.ReadTimeout(exc, response=resp) from None
     except urllib3.exceptions.SSLError as exc:
@@ -389,9 +393,6 @@ def _read_whole(resp: requests.Response, deadline: float) -> None:
         raise requests.exceptions.ContentDecodingError(exc, response=resp) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise requests.exceptions.ConnectionError(exc, response=resp) from None
-    resp._content = b"".join(chunks)  # what Response.content would have read
-    resp._content_consumed = True
-    resp.raw.release_conn()
 
 
 def _per_page(links: dict[str, str]) -> int:

@@ -150,7 +150,8 @@ class Fault:
     kind: "status" answers status/body instead of doing the work; "after" does
     the work, then answers status (a lost answer); "delay" waits seconds first;
     "reset" does the work, then closes the connection without an answer;
-    "truncated" sends half a body; "not_json" answers 200 with HTML;
+    "truncated" sends half a body; "trickle" does the work, then sends its answer one byte
+    every seconds; "not_json" answers 200 with HTML;
     "redirect" answers 302 to location; "next_host" makes list links point at
     location; "no_links" drops the Link header; "drop_page" answers as if the
     request had no page parameter (a proxy that drops it); "bad_bookmark" as if
@@ -572,6 +573,18 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
+            return
+        if fault and fault.kind == "trickle":  # a network that hands the answer over a byte at a time
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(fault.seconds)
             return
         if fault and fault.kind == "no_links":
             headers = {k: v for k, v in headers.items() if k != "Link"}
