@@ -18,6 +18,7 @@ sis_import_id and end_at on enrollment rows.
 from __future__ import annotations
 
 import base64
+import bisect
 import binascii
 import dataclasses
 import itertools
@@ -777,15 +778,18 @@ class Handler(BaseHTTPRequestHandler):
         else:
             hidden = {"rejected", "completed", "deleted"} | ({"inactive"} if kind not in ADMINS else set())
             rows = [e for e in rows if e.workflow_state not in hidden]
-        rows.sort(key=lambda e: self.sort_key(e))
-        return self.paginate(rows, [self.enrollment_json(e, kind, with_user=True) for e in rows])
+        keyed = sorted(((self.sort_key(e), e) for e in rows), key=lambda pair: pair[0])
+        rows, self.keys = [e for _, e in keyed], [k for k, _ in keyed]
+        # only the page's rows are rendered: a 20,000-row roster is read page by page in tests
+        return self.paginate(rows, lambda page: [self.enrollment_json(e, kind, with_user=True) for e in page])
 
     def sort_key(self, e):
         user = self.canvas.store.users[e.user_id]
         return (e.type, user.sortable_name.lower(), e.id)
 
-    def paginate(self, rows, items):
-        """Bookmark pagination: opaque page tokens, rel=next only while more remain."""
+    def paginate(self, rows, render):
+        """Bookmark pagination: opaque page tokens, rel=next only while more remain.
+        render(rows of the page) -> the page's JSON items."""
         q = self.query
         try:
             per_page = max(1, min(self.canvas.max_per_page, int(q.get("per_page") or self.canvas.default_per_page)))
@@ -798,14 +802,14 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 mark = json.loads(base64.urlsafe_b64decode(page[9:] + "=" * (-len(page[9:]) % 4)))
                 key = (mark[0], mark[1].lower(), mark[2])
-                start = next((i for i, r in enumerate(rows) if self.sort_key(r) > key), len(rows))
+                start = bisect.bisect_right(self.keys, key)
             except (ValueError, IndexError, TypeError, AttributeError):
                 # a bookmark Canvas cannot decode or validate is dropped: page one again
                 # (gems/bookmarked_collection/lib/bookmarked_collection/collection.rb, page_to_bookmark)
                 start, page = 0, ""
-        chunk = items[start:start + per_page]
+        chunk = render(rows[start:start + per_page])
         pages = {"current": page or "first", "first": "first"}
-        if start + per_page < len(items):
+        if start + per_page < len(rows):
             last = rows[start + per_page - 1]
             user = self.canvas.store.users[last.user_id]
             pages["next"] = "bookmark:" + base64.urlsafe_b64encode(
