@@ -227,7 +227,8 @@ def _proxy_host(resp: requests.Response, text: str) -> str | None:
 def _foreign_advice(what: str) -> str:
     if what.startswith("a sign-in page"):
         return ("this machine's network wants a sign-in before it lets requests through (a captive "
-                "portal, VPN or single sign-on gateway): sign in there, or ask IT to let this machine reach Canvas's API")
+                "portal, VPN or single sign-on gateway): sign in there, or ask IT to let this machine "
+                "reach Canvas's API")
     if what.startswith("a proxy's page"):
         return ("a proxy between this machine and Canvas blocks or rewrites the requests: ask its admins to "
                 "let Canvas's API through, or set NO_PROXY for Canvas's host")

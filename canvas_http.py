@@ -375,7 +375,7 @@ def _read_whole(resp: requests.Response, deadline: float) -> None:
             resp.close()
             raise requests.exceptions.ReadTimeout("the answer did not arrive whole in time", response=resp)
     resp._content = b"".join(chunks)  # what Response.content would have read
-    resp._content_consumed = True
+    resp._content_consumed = True  # type: ignore[attr-defined]  # set as Response.content sets it
     resp.raw.release_conn()
 
 

@@ -155,7 +155,7 @@ class FrontProxy:
         handler.wfile.write(data)
 
     def forward(self, handler: BaseHTTPRequestHandler, method: str, body: bytes) -> tuple[int, dict, bytes]:
-        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        conn = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=30)
         try:
             headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection")}
             conn.request(method, handler.path, body=body or None, headers=headers)

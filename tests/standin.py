@@ -18,8 +18,8 @@ sis_import_id and end_at on enrollment rows.
 from __future__ import annotations
 
 import base64
-import bisect
 import binascii
+import bisect
 import dataclasses
 import itertools
 import json

@@ -44,7 +44,7 @@ def one_line(err):
 
 def counted(line):
     """(changed, unknown) as a stop line counts them."""
-    changed = int(re.search(r"changed (\d+)", line)[1])
+    changed = int(re.findall(r"changed (\d+)", line)[0])
     unknown = re.search(r"(\d+) unknown", line)
     return changed, int(unknown[1]) if unknown else 0
 
