@@ -8,6 +8,7 @@ canvas_common.Canvas builds the lookups by SIS ID and the enrollment calls on it
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import http.cookiejar
 import random
 import re
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
 from canvas_errors import (
@@ -25,6 +27,7 @@ from canvas_errors import (
     CanvasError,
     CanvasUnreachable,
     error_for,
+    foreign_answer,
     is_throttled,
     redact,
 )
@@ -33,6 +36,9 @@ PER_PAGE = 100  # Canvas's maximum; fewer round trips
 # pages per lookup: one lookup asks for at most 100 users, so 200 pages of 100
 # rows (200 enrollments each) is far past any real answer and bounds a list that never ends
 MAX_PAGES = 200
+# pages of a course's whole roster (--from): 100,000 rows, twice the largest course we plan for;
+# a list that goes round is caught by its links and pages, not by this cap
+ROSTER_PAGES = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,9 +175,10 @@ class Client:
             try:
                 resp = self.session.request(
                     method, url, params=params, data=data, timeout=self.timeout,
-                    allow_redirects=False, verify=self.config.ca_bundle or True,
+                    allow_redirects=False, verify=self.config.ca_bundle or True, stream=True,
                     # requests reads None as "no proxy for this scheme"; its stubs allow only str
                     proxies=DIRECT if url.startswith("http://") else None)  # type: ignore[arg-type]
+                _read_whole(resp, started + self.timeout)
             except requests.RequestException as exc:
                 self._log(method, url, params, type(exc).__name__, started)
                 error = self._network_error(exc, method, attempt + 1, time.monotonic() - first)
@@ -184,6 +191,15 @@ class Client:
                 continue
             self._log(method, resp.url, None, resp.status_code, started)
             self.observer(_remaining(resp), is_throttled(resp))
+            if foreign_answer(resp):  # not Canvas's: a write's outcome unknown, a read read again
+                error = error_for(resp, not_found)
+                if self.guard:
+                    self.guard.failed(error, method)
+                if last or method != "GET":
+                    raise error
+                self._backoff(attempt, None)
+                attempt += 1
+                continue
             if self.guard and self.guard.answered(resp, throttles):
                 throttles += 1  # back-pressure: it waited its turn and goes again, not a retry
                 continue
@@ -210,6 +226,12 @@ class Client:
     def _network_error(self, exc: requests.RequestException, method: str, tries: int,
                        seconds: float) -> CanvasError:
         host = urlsplit(self.config.base_url).netloc
+        if isinstance(exc, requests.exceptions.SSLError) and _plain_http(exc):
+            return CanvasUnreachable(
+                f"cannot make a TLS connection to {host}: the server there answers plain HTTP, not "
+                f"HTTPS ({_short_reason(exc)}); check the port in {self.config.source}, or, for a "
+                f"Canvas on this machine, write the host as http://{host} (plain HTTP is allowed "
+                "to this machine only)", final=True)
         if isinstance(exc, requests.exceptions.SSLError):
             return CanvasUnreachable(
                 f"cannot make a trusted TLS connection to {host}: a certificate problem "
@@ -245,19 +267,27 @@ class Client:
             print(redact(f"{method} {shown} -> {status} ({ms:.0f} ms)", self.config.token),
                   file=sys.stderr)
 
-    def get_all(self, path: str, params: dict, not_found: str) -> list:
-        """GET a Canvas list, following only rel="next" links on the same host; CanvasError if it fails."""
+    def get_all(self, path: str, params: dict, not_found: str, max_pages: int = MAX_PAGES) -> list:
+        """GET a Canvas list, following only rel="next" links on the same host; CanvasError if it fails.
+
+        max_pages bounds a list that never ends but does not repeat itself (a link or a
+        page already seen is refused at once): MAX_PAGES for lookups of up to 100
+        users, ROSTER_PAGES for a course's whole roster."""
         items: list = []
         url: str | None = self.config.base_url + path
         query: dict | None = {**params, "per_page": PER_PAGE}
         followed: set[str] = set()
+        pages: set[str] = set()  # digests of the pages read: one seen again means the list goes round
         previous = None
         while url:
             resp = self.send("GET", url, params=query, not_found=not_found)
             body = _json(resp)
             if not isinstance(body, list):
                 raise CanvasBadResponse("Canvas answered a list request with something that is not a list")
-            _check_progress(body, previous, len(followed))
+            _check_progress(body, previous, len(followed), max_pages)
+            digest = hashlib.sha256(resp.content).hexdigest()
+            repeated = bool(body) and digest in pages
+            pages.add(digest)
             items += body
             followed.add(url)
             links = parse_links(resp.headers.get("Link", ""))
@@ -266,6 +296,10 @@ class Client:
                 raise CanvasBadResponse(
                     "Canvas's next-page link leads back to a page already read (a proxy that "
                     "drops the page parameter?), so the list would never end; nothing was changed")
+            if repeated:  # links that differ each time, rows that do not: it goes round
+                raise CanvasBadResponse(
+                    "Canvas answered a page of a list with the same rows as an earlier page, so "
+                    "the list would never end; nothing was changed")
             if url and _origin(url) != self.config.base_url:
                 raise CanvasBadResponse(
                     f"Canvas's next-page link points at {_origin(url)}, not "
@@ -299,7 +333,7 @@ def parse_links(header: str) -> dict[str, str]:
     return links
 
 
-def _check_progress(page: list, previous: list | None, pages: int):
+def _check_progress(page: list, previous: list | None, pages: int, max_pages: int = MAX_PAGES):
     """A list that does not move on is refused, not followed forever.
 
     Canvas answers page one again for a bookmark it cannot decode
@@ -310,10 +344,55 @@ def _check_progress(page: list, previous: list | None, pages: int):
         raise CanvasBadResponse(
             "Canvas answered the next page with the same rows as the page before (a page "
             "link it could not read?), so the list would never end; nothing was changed")
-    if pages >= MAX_PAGES:
+    if pages >= max_pages:
         raise CanvasBadResponse(
-            f"a list from Canvas ran past {MAX_PAGES} pages of {PER_PAGE}; stopped reading it "
+            f"a list from Canvas ran past {max_pages} pages of {PER_PAGE}; stopped reading it "
             "and nothing was changed")
+
+
+# what OpenSSL says when the other end answers a TLS hello with plain HTTP
+_PLAIN_HTTP = ("wrong version number", "record layer failure", "packet length too long",
+               "http request", "unknown protocol")
+
+
+def _plain_http(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(words in text for words in _PLAIN_HTTP)
+
+
+def _read_whole(resp: requests.Response, deadline: float) -> None:
+    """Read the body into resp (as requests does without stream=True) by time.monotonic() deadline.
+
+    requests' timeout bounds each socket read, so an answer trickling in a byte at a
+    time would never end; this bounds the whole answer. Raises requests' own
+    exceptions: ReadTimeout past the deadline (the connection closed), ChunkedEncodingError
+    for a body shorter than its Content-Length, ConnectionError for one that broke."""
+    read = getattr(resp.raw, "read1", None) or resp.raw.read  # read1: at most one socket read
+    chunks = []
+    while chunk := _read_some(resp, read):
+        chunks.append(chunk)
+        if time.monotonic() > deadline:
+            resp.close()
+            raise requests.exceptions.ReadTimeout("the answer did not arrive whole in time", response=resp)
+    resp._content = b"".join(chunks)  # what Response.content would have read
+    resp._content_consumed = True  # type: ignore[attr-defined]  # set as Response.content sets it
+    resp.raw.release_conn()
+
+
+def _read_some(resp: requests.Response, read: Any) -> bytes:
+    """One read of the body; urllib3's exceptions mapped to requests' as Response.iter_content does."""
+    try:
+        return read(65536, decode_content=True)  # requests asks urllib3 not to decode
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(exc, response=resp) from None
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc, response=resp) from None
+    except urllib3.exceptions.ProtocolError as exc:  # IncompleteRead: Content-Length not reached
+        raise requests.exceptions.ChunkedEncodingError(exc, response=resp) from None
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc, response=resp) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise requests.exceptions.ConnectionError(exc, response=resp) from None
 
 
 def _per_page(links: dict[str, str]) -> int:

@@ -19,6 +19,7 @@ from typing import IO
 
 import canvas_common as cc
 import canvas_files as files
+import canvas_http
 import canvas_ids
 import canvas_roles
 
@@ -76,7 +77,7 @@ def roster(canvas: cc.Canvas, course: str, roles: list[canvas_roles.Role] | None
     if roles is not None and all(role.base_type for role in roles):
         params["type[]"] = sorted({str(role.base_type) for role in roles})
     rows = canvas.get_all(f"{canvas_ids.course_path(course)}/enrollments", params,
-                          f"course {course} not found: check the course id")
+                          f"course {course} not found: check the course id", canvas_http.ROSTER_PAGES)
     if rows and not any("sis_user_id" in row or "sis_user_id" in (row.get("user") or {}) for row in rows):
         raise cc.CanvasForbidden("Canvas hides SIS IDs from this token; the token's user needs "
                                  "permission to read SIS data")

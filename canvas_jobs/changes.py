@@ -260,6 +260,12 @@ def write(canvas: cc.Canvas, change: Change) -> Change:
             except RunStopped as stop:  # stopped while looking: that write's outcome is unknown
                 stop.unclear = stop.unclear or exc.unclear
                 raise
+            except cc.CanvasError as looking:  # the look failed too (a sign-in page, an outage)
+                if exc.unclear and not looking.unclear:  # the write's outcome is still unknown
+                    looking.unclear = True
+                    looking.args = (f"{looking}; whether Canvas made the change is unknown (the same "
+                                    "command again looks first)",)
+                raise
             if seen is None and not exc.unclear:
                 raise  # refused, and not done: writing again would be refused again
             if seen is not None:

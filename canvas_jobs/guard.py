@@ -80,6 +80,11 @@ class Guard:
       found (a write-only outage: the look-again reads after a failed write
       succeed and must not keep the run writing). A certificate or a host name that does not
       resolve (CanvasUnreachable.final) stops at once.
+    - Something else answering in Canvas's place (canvas_errors.CanvasForeignAnswer: a
+      sign-in page, a proxy's block page, a body that is not JSON): stop after
+      FOREIGN_IN_A_ROW such answers with no answer from Canvas in between, or after
+      FOREIGN_WRITES_IN_A_ROW writes in a row got one whatever the reads between found
+      (a proxy that passes reads and answers writes itself). The stop names what answered.
     - Throttled (429, 403 Rate Limit Exceeded): back-pressure, never a failure;
       the request waits its turn in the pacer and is sent again. Only when
       Canvas refuses for THROTTLED_FOR seconds on end while the pacer is down
@@ -88,6 +93,8 @@ class Guard:
 
     UNAVAILABLE_IN_A_ROW = 10
     WRITES_UNAVAILABLE_IN_A_ROW = 5
+    FOREIGN_IN_A_ROW = 3
+    FOREIGN_WRITES_IN_A_ROW = 3
     THROTTLED_FOR = 180.0  # seconds of refusals with one request in flight
     MAX_WAIT = 10.0  # longest wait before a throttled request is sent again
 
@@ -99,6 +106,8 @@ class Guard:
         self.unavailable = 0  # attempts in a row that found Canvas unavailable
         self.writes_unavailable = 0  # writes in a row that found it so (reads between do not count)
         self.last_failure = ""
+        self.foreign = 0  # answers in a row that were not Canvas's
+        self.foreign_writes = 0  # writes in a row that got such an answer (reads between do not count)
         self.throttled_since: float | None = None
 
     def before(self):
@@ -110,6 +119,8 @@ class Guard:
         """An attempt that got no answer (timeout, refused, broken, TLS, DNS)."""
         if getattr(error, "final", False):
             self.stop(str(error))
+        if isinstance(error, canvas_errors.CanvasForeignAnswer):
+            self.count_foreign(error, method != "GET")
         self.count_unavailable(str(error), method != "GET")
 
     def answered(self, resp: requests.Response, tries: int) -> bool:
@@ -126,10 +137,21 @@ class Guard:
             self.count_unavailable(str(canvas_errors.error_for(resp, "")), is_write)
             return False
         with self.lock:
-            self.unavailable, self.throttled_since = 0, None
+            self.unavailable, self.throttled_since, self.foreign = 0, None, 0
             if is_write:
-                self.writes_unavailable = 0
+                self.writes_unavailable = self.foreign_writes = 0
         return False
+
+    def count_foreign(self, error: canvas_errors.CanvasForeignAnswer, is_write: bool):
+        """An answer that was not Canvas's: RunStopped, naming what answered, after a few in a row."""
+        with self.lock:
+            self.foreign += 1
+            self.foreign_writes += is_write
+            answers, writes = self.foreign, self.foreign_writes
+        if answers >= self.FOREIGN_IN_A_ROW or writes >= self.FOREIGN_WRITES_IN_A_ROW:
+            many = f"{answers} answers in a row" if answers >= self.FOREIGN_IN_A_ROW else \
+                f"{writes} writes in a row"
+            self.stop(f"not Canvas's answers ({many}); the last: {error}", unclear=is_write)
 
     def count_unavailable(self, what: str, is_write: bool = False):
         with self.lock:
@@ -145,14 +167,16 @@ class Guard:
         self.stop(f"Canvas is unavailable ({self.UNAVAILABLE_IN_A_ROW} requests in a row failed; "
                   f"the last: {what})", unclear=is_write)
 
-    def stop_if_down(self):
+    def stop_if_down(self, least: int = 2):
         """At the end of a run: RunStopped if its last requests found Canvas unavailable with no
-        answer since (a small batch can end before UNAVAILABLE_IN_A_ROW)."""
-        if self.unavailable:
+        answer since (a small batch can end before UNAVAILABLE_IN_A_ROW).
+
+        One failed request at the end, with Canvas answering the ones before it (a row's
+        write failing with a 500 while the reads around it work), is that row's failure,
+        as it would be in the middle of the file. least: failed requests in a row that make
+        an outage here (1 before any row ran: no row is at fault then)."""
+        if self.unavailable >= least:
             self.stop(f"Canvas is unavailable (the last {self.unavailable} requests failed; "
-                      f"the last: {self.last_failure})")
-        if self.writes_unavailable:
-            self.stop(f"Canvas is unavailable (the last {self.writes_unavailable} writes failed; "
                       f"the last: {self.last_failure})")
 
     def wait_turn(self, resp: requests.Response, tries: int):

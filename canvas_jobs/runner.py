@@ -158,7 +158,7 @@ class Run:
                     return None
         except cc.CanvasError as exc:
             if self.guard and unavailable(exc):
-                self.guard.stop_if_down()
+                self.guard.stop_if_down(least=1)
             raise
         return rows
 
@@ -233,10 +233,11 @@ class Run:
 
     def process(self, rows: Iterable[Row]) -> None:
         """Plan and apply block by block; a block's writes land before the next block's lookups."""
-        with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
-            self.pool = pool
-            self.pending: set[Future] = set()
-            self.held: list[tuple[int, Change]] = []
+        self.pool = pool = ThreadPoolExecutor(max(1, self.options.workers))
+        self.pending: dict[Future, int] = {}  # a write's future -> its line
+        self.held: list[tuple[int, Change]] = []
+        self.gave_up = False  # a second Ctrl-C or SIGTERM: writes in flight were not waited for
+        try:
             try:
                 block = []
                 for row in rows:
@@ -255,8 +256,34 @@ class Run:
                     self.guard.halt(str(exc) or type(exc).__name__)
                 for future in self.pending:
                     future.cancel()  # not started: not written; started: finish and get logged
-                self.drain(0)
+                self.finish_pending()
                 raise
+        finally:
+            pool.shutdown(wait=not self.gave_up, cancel_futures=True)
+
+    def finish_pending(self) -> None:
+        """After a stop: wait for the writes in flight and count what Canvas answered them.
+
+        A second Ctrl-C or SIGTERM ends the wait: writes still in flight count as unknown
+        (their intents stay open for the rerun or --undo to settle), so the stop line
+        counts every write whose answer arrived and never fewer changes than Canvas made."""
+        again = threading.Event()
+        main = threading.current_thread() is threading.main_thread()
+        handlers = {sig: signal.signal(sig, lambda *_: again.set()) for sig in (signal.SIGINT, signal.SIGTERM)} \
+            if main else {}
+        try:
+            self.drain(0, again)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if again.is_set():
+            self.gave_up = True
+            for future in [f for f in self.pending if f.done()]:  # answered while the signal came
+                del self.pending[future]
+                if not future.cancelled() and future.result()[1] is not None:
+                    self.failed(*future.result())
+            with self.lock:
+                self.unknown.update(self.pending.values())
 
     def run_block(self, block: list[Row]) -> None:
         self.drain(0)
@@ -336,7 +363,7 @@ class Run:
             self.stop_if_output_closed()
             self.pacer.acquire()
             self.started += 1
-            self.pending.add(self.pool.submit(self.write, line, change))
+            self.pending[self.pool.submit(self.write, line, change)] = line
 
     def stop_if_output_closed(self) -> None:
         """A closed stdout (| head), or a run-level failure, stops a batch before its next write."""
@@ -376,7 +403,7 @@ class Run:
             try:
                 done = write(self.canvas, change)
             except cc.CanvasError as exc:
-                if self.guard and unavailable(exc):
+                if unavailable(exc) and (self.guard or exc.unclear):
                     # perhaps made: the intent stays open for the next run or --undo to settle
                     if exc.unclear:
                         with self.lock:  # if the run stops, its outcome is unknown, not "not done"
@@ -412,10 +439,12 @@ class Run:
         if self.guard:
             self.guard.halt(str(exc))
 
-    def drain(self, limit: int) -> None:
-        while len(self.pending) > limit:
-            finished, self.pending = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
+    def drain(self, limit: int, give_up: threading.Event | None = None) -> None:
+        """Report finished writes until at most limit are pending (or give_up is set)."""
+        while len(self.pending) > limit and not (give_up and give_up.is_set()):
+            finished, _ = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
+                del self.pending[future]
                 if not future.cancelled() and future.result()[1] is not None:
                     self.failed(*future.result())
 

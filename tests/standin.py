@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import dataclasses
 import itertools
 import json
@@ -172,7 +173,8 @@ class Fault:
     kind: "status" answers status/body instead of doing the work; "after" does
     the work, then answers status (a lost answer); "delay" waits seconds first;
     "reset" does the work, then closes the connection without an answer;
-    "truncated" sends half a body; "not_json" answers 200 with HTML;
+    "truncated" sends half a body; "trickle" does the work, then sends its answer one byte
+    every seconds; "not_json" answers 200 with HTML;
     "redirect" answers 302 to location; "next_host" makes list links point at
     location; "no_links" drops the Link header; "drop_page" answers as if the
     request had no page parameter (a proxy that drops it); "bad_bookmark" as if
@@ -595,6 +597,18 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.close_connection = True
             return
+        if fault and fault.kind == "trickle":  # a network that hands the answer over a byte at a time
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for byte in data:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(fault.seconds)
+            return
         if fault and fault.kind == "no_links":
             headers = {k: v for k, v in headers.items() if k != "Link"}
         cookie = {"Set-Cookie": "_normandy_session=abc; path=/"}  # Canvas sets one; clients must not echo it
@@ -786,15 +800,18 @@ class Handler(BaseHTTPRequestHandler):
         else:
             hidden = {"rejected", "completed", "deleted"} | ({"inactive"} if kind not in ADMINS else set())
             rows = [e for e in rows if e.workflow_state not in hidden]
-        rows.sort(key=lambda e: self.sort_key(e))
-        return self.paginate(rows, [self.enrollment_json(e, kind, with_user=True) for e in rows])
+        keyed = sorted(((self.sort_key(e), e) for e in rows), key=lambda pair: pair[0])
+        rows, self.keys = [e for _, e in keyed], [k for k, _ in keyed]
+        # only the page's rows are rendered: a 20,000-row roster is read page by page in tests
+        return self.paginate(rows, lambda page: [self.enrollment_json(e, kind, with_user=True) for e in page])
 
     def sort_key(self, e):
         user = self.canvas.store.users[e.user_id]
         return (e.type, user.sortable_name.lower(), e.id)
 
-    def paginate(self, rows, items):
-        """Bookmark pagination: opaque page tokens, rel=next only while more remain."""
+    def paginate(self, rows, render):
+        """Bookmark pagination: opaque page tokens, rel=next only while more remain.
+        render(rows of the page) -> the page's JSON items."""
         q = self.query
         try:
             per_page = max(1, min(self.canvas.max_per_page, int(q.get("per_page") or self.canvas.default_per_page)))
@@ -807,14 +824,14 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 mark = json.loads(base64.urlsafe_b64decode(page[9:] + "=" * (-len(page[9:]) % 4)))
                 key = (mark[0], mark[1].lower(), mark[2])
-                start = next((i for i, r in enumerate(rows) if self.sort_key(r) > key), len(rows))
+                start = bisect.bisect_right(self.keys, key)
             except (ValueError, IndexError, TypeError, AttributeError):
                 # a bookmark Canvas cannot decode or validate is dropped: page one again
                 # (gems/bookmarked_collection/lib/bookmarked_collection/collection.rb, page_to_bookmark)
                 start, page = 0, ""
-        chunk = items[start:start + per_page]
+        chunk = render(rows[start:start + per_page])
         pages = {"current": page or "first", "first": "first"}
-        if start + per_page < len(items):
+        if start + per_page < len(rows):
             last = rows[start + per_page - 1]
             user = self.canvas.store.users[last.user_id]
             pages["next"] = "bookmark:" + base64.urlsafe_b64encode(

@@ -68,7 +68,7 @@ def test_sis_id_that_is_only_dashes_works_in_a_csv(canvas, course, run, tmp_path
      "user_id: is invalid"),
     (404, {"errors": [{"message": "The specified resource does not exist."}]}, "no user with SIS ID"),
     (200, {"id": 1}, "not an enrollment"),
-    (200, "<html>sign in</html>", "not JSON"),
+    (200, "<html>sign in</html>", "whether Canvas made the change is unknown"),
     (418, "", "unexpected answer from Canvas: HTTP 418"),
     (400, {"errors": [{"message": {"nested": ["odd"]}}]}, "nested"),
     (400, ["not", "an", "object"], "Canvas refused the request: HTTP 400"),

@@ -105,7 +105,7 @@ def test_redirect_is_not_followed(canvas, course, enrolled, run):
 
 
 @pytest.mark.parametrize("fault,words", [
-    (Fault("not_json", method="GET", times=9), "not JSON"),
+    (Fault("not_json", method="GET", times=9), "a page that is not Canvas's (HTML) answered"),
     (Fault("truncated", method="GET", times=9), "broke"),
     (Fault("reset", method="GET", times=9), "broke"),
 ])

@@ -3,12 +3,11 @@ from a test CA (as a TLS-inspecting proxy would present), CA options, ~/.netrc."
 
 import json
 import ssl
-import time
 
 import pytest
 import trustme
 
-from conftest import TOKEN, run_script
+from conftest import TOKEN, run_script, write_config
 from proxy import ConnectProxy
 
 
@@ -72,11 +71,24 @@ def test_plain_http_to_loopback_never_goes_through_a_proxy(canvas, course, proxy
 
 
 def test_unknown_ca_is_a_certificate_problem_said_at_once(canvas, course, enrolled):
-    started = time.monotonic()
-    r = run_script("set_user_state.py", course.id, "S1", "inactive", env=tls_env(canvas))
-    assert r.code == 1 and r.err.count("\n") == 1
-    assert "certificate problem" in r.err and "--ca-bundle" in r.err and "Traceback" not in r.err
-    assert time.monotonic() - started < 5 and canvas.requests == []  # not retried
+    r = run_script("set_user_state.py", course.id, "S1", "inactive", "-v", env=tls_env(canvas))
+    attempts = [line for line in r.err.splitlines() if "-> SSLError" in line]
+    assert r.code == 1 and len(attempts) == 1 and canvas.requests == []  # tried once, not retried
+    line = r.err.splitlines()[-1]
+    assert "certificate problem" in line and "--ca-bundle" in line and "Traceback" not in r.err
+
+
+def test_a_bare_host_whose_server_speaks_plain_http_is_said_as_such(canvas, course, enrolled, tmp_path):
+    """A host without a scheme means https; a server answering plain HTTP there is no certificate problem."""
+    port = canvas.url.rsplit(":", 1)[1]
+    config = write_config(tmp_path / "bare.json", f"127.0.0.1:{port}")
+    r = run_script("set_user_state.py", course.id, "S1", "inactive", "--config", config, "-v")
+    attempts = [line for line in r.err.splitlines() if "-> SSLError" in line]
+    assert r.code == 1 and len(attempts) == 1 and "Traceback" not in r.err
+    line = r.err.splitlines()[-1]
+    assert "answers plain HTTP, not HTTPS" in line and f"http://127.0.0.1:{port}" in line
+    assert "check the port" in line and "certificate" not in line
+    assert canvas.store.states_of("S1") == ["active"]
 
 
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"])

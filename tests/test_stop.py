@@ -316,14 +316,15 @@ def test_ctrl_c_while_throttled_stops_at_once(canvas, course, batch, config):
     while canvas.throttled == 0 and len([r for r in canvas.requests if r["method"] == "DELETE"]) < 25:
         time.sleep(0.05)
     time.sleep(1.0)
-    started = time.monotonic()
+    at_signal = len(canvas.requests)
     proc.send_signal(signal.SIGINT)
     try:
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=60)  # a hang guard only
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    assert time.monotonic() - started < 5  # throttled requests gave up; nothing kept it alive
+    # throttled requests gave up: at most those already on the wire (one per worker, 16) after the signal
+    assert len(canvas.requests) - at_signal <= 16
 
 
 def test_a_batch_against_a_canvas_that_refuses_connections_is_one_stop(canvas, run, tmp_path):
