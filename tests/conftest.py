@@ -46,6 +46,12 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no stray ./config.json
 
 
+def write_csv(path, header, rows):
+    """A CSV file of header and rows at path (a pathlib.Path); its name as a str."""
+    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
+    return str(path)
+
+
 def write_config(path, host, token=TOKEN, mode=0o600):
     path.write_text(json.dumps({"canvas": {"host": host, "access_token": token}}))
     path.chmod(mode)

@@ -11,13 +11,8 @@ import pytest
 
 import enroll_user
 import set_user_state
-from conftest import ROOT, TOKEN, audit_records, audit_writes, write_config
+from conftest import ROOT, TOKEN, audit_records, audit_writes, write_config, write_csv
 from standin import Fault, proxy_error, throttled
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
 
 
 @pytest.fixture

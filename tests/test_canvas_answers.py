@@ -5,13 +5,8 @@ import pytest
 
 import enroll_user
 import set_user_state
+from conftest import write_csv
 from standin import Fault
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
-
 
 # --- 1. paging as Canvas builds its Link header --------------------------------------
 

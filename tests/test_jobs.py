@@ -9,13 +9,8 @@ import pytest
 
 import enroll_user
 import set_user_state
-from conftest import ROOT, audit_records, write_config
+from conftest import ROOT, audit_records, write_config, write_csv
 from standin import Fault
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
 
 
 def batch(canvas, tmp_path, script, n=200, enrolled=True):

@@ -7,12 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, run_script, write_config
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
+from conftest import ROOT, run_script, write_config, write_csv
 
 
 def setup_batch(canvas, tmp_path, n=120):

@@ -5,14 +5,9 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, TOKEN, run_script, write_config
+from conftest import ROOT, TOKEN, run_script, write_config, write_csv
 
 OTHER = "tok-OTHER-admin-5f2a"  # the refused run's token: its requests, if any, are its own
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
 
 
 def setup_batch(canvas, tmp_path, n=300):

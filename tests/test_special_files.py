@@ -10,14 +10,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, clean_environ, write_config
+from conftest import ROOT, clean_environ, write_config, write_csv
 
 EXIT_USAGE, EXIT_DISK = 2, 74
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
 
 
 def shell(command, timeout=60):
