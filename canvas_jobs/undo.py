@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
+import math
 from typing import Any, Callable
 
 import canvas_common as cc
 import canvas_hints
+import canvas_ids
 import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle
@@ -38,6 +41,10 @@ class Undo(Operation[UndoRequest]):
         self.prog = prog
         self.target: str | None = None
         self.ended: dict[str, list] = {}  # the block's concluded and deleted rows, by SIS ID
+        # enrollments not in the logged course under the logged SIS ID, found by id: id -> row (None: gone)
+        self.elsewhere: dict[int | None, dict | None] = {}
+        self.by_id: set[int | None] = set()  # those looked up by their id (not by SIS ID)
+        self.hidden: dict[int | None, str] = {}  # those this token may not look up by id: why
 
     def select(self, options: Options, warn: Callable[[str], None]) -> str:
         """Read the log and pick the job or run to undo; return its id."""
@@ -85,8 +92,54 @@ class Undo(Operation[UndoRequest]):
 
     def prepare(self, canvas: cc.Canvas, course: str, requests: list[UndoRequest], found: dict,
                 map: Any = map, ended: dict | None = None) -> None:
-        """Keep the users' concluded and deleted rows, which the lookups brought."""
+        """Keep the users' concluded and deleted rows, which the lookups brought; find the
+        enrollments they did not bring (moved to another course, or their user's SIS ID
+        changed) by their id, wherever Canvas has them now."""
         self.ended = ended or {}
+        seen = {r.get("id") for rows in (*found.values(), *self.ended.values()) for r in rows}
+        missing = [r for r in requests if r.enrollment_id not in seen and r.enrollment_id not in self.elsewhere]
+        if missing:
+            self.find_elsewhere(canvas, course, missing, map)
+
+    def find_elsewhere(self, canvas: cc.Canvas, course: str, missing: list[UndoRequest], map: Any) -> None:
+        """Where Canvas has these enrollments now: one looked up by id shows where a section
+        went (Canvas moves a section's enrollments with it: app/models/course_section.rb
+        move_to_course), and the others are looked for there in bulk while that finds more
+        than it costs; what is left is looked up by id, through map (overlapped)."""
+        tried = {course}
+        while len(missing) > 1:
+            probe, missing = missing[0], missing[1:]
+            row = self.elsewhere[probe.enrollment_id] = self.by_id_or_why(canvas, probe.enrollment_id)
+            now = str(row.get("course_id")) if row else None
+            if now is None or now in tried:
+                break
+            tried.add(now)
+            try:
+                held, gone = cc.users_enrollments_and_ended(canvas, now, [r.sis_id for r in missing], map)
+            except cc.CanvasError:  # a course this token may not list: each by its id instead
+                break
+            there = {r.get("id"): r for rows in (*held.values(), *gone.values()) for r in rows}
+            left = [r for r in missing if r.enrollment_id not in there]
+            for r in missing:
+                if r.enrollment_id in there:
+                    self.elsewhere[r.enrollment_id] = there[r.enrollment_id]
+            # two state groups, a request per chunk of SIS IDs: not worth it for fewer finds
+            worth = len(missing) - len(left) > 2 * math.ceil(len(missing) / 50)
+            missing = left
+            if not worth:
+                break
+        rows = list(map(lambda r: self.by_id_or_why(canvas, r.enrollment_id), missing))
+        self.elsewhere.update(zip((r.enrollment_id for r in missing), rows))
+
+    def by_id_or_why(self, canvas: cc.Canvas, enrollment_id: int | None) -> dict | None:
+        """The enrollment by its id; None if Canvas has none, or (said in self.hidden) if
+        this token may not ask: the rows found by SIS ID are undone all the same."""
+        self.by_id.add(enrollment_id)
+        try:
+            return canvas.enrollment_by_id(int(enrollment_id or 0))
+        except cc.CanvasForbidden as exc:
+            self.hidden[enrollment_id] = str(exc)
+            return None
 
     def plan(self, canvas: cc.Canvas, request: UndoRequest, rows: list[dict], dry_run: bool) -> list[Change]:
         """Undo only what is still as the job left it; anything changed since is reported."""
@@ -96,12 +149,22 @@ class Undo(Operation[UndoRequest]):
                 f"enrollment {request.enrollment_id} was {target} before the job reopened it; Canvas "
                 "has no call that makes it so again, so it is left as it is")
         seen = [*rows, *self.ended.get(request.sis_id, [])]
-        row = next((r for r in seen if r.get("id") == request.enrollment_id), None) or {
-            "id": request.enrollment_id, "role": request.role, "course_section_id": request.section_id,
-            "enrollment_state": "deleted" if target == "deleted" else "concluded or deleted"}
+        row = next((r for r in seen if r.get("id") == request.enrollment_id), None)
+        if row is None:
+            row = self.elsewhere.get(request.enrollment_id)
+        if row is None and request.enrollment_id in self.hidden:
+            raise cc.CanvasForbidden(
+                f"enrollment {request.enrollment_id} is no longer in course {request.course} under "
+                f"{request.sis_id}, and this token may not look it up by id in the root account "
+                f"({self.hidden[request.enrollment_id]}); not undone")
+        if row is None:
+            raise cc.CanvasNotFound(
+                f"Canvas has no enrollment {request.enrollment_id} now, in any state, deleted included "
+                "(removed for good?); it cannot be put back")
         now = row["enrollment_state"]
         if cc.state_group(now) == cc.state_group(target):
-            return [Change.of_row(request, row, "unchanged", dry_run=dry_run)]
+            return [where_now(request, row, Change.of_row(request, row, "unchanged", dry_run=dry_run),
+                              request.enrollment_id in self.by_id)]
         if now != request.after:
             raise cc.CanvasError(
                 f"enrollment {request.enrollment_id} is {now} now, not {request.after} as the job "
@@ -111,6 +174,35 @@ class Undo(Operation[UndoRequest]):
         if action == "reactivated" and target != "active":
             hint = (f"it was {target} before the job; Canvas's reactivate makes it active, and no call "
                     f"makes it {target} again")
-        return [Change.of_row(request, row, action, dry_run=dry_run,
-                              after="active" if action == "reactivated" else target, hint=hint,
-                              warning=canvas_hints.sis_warning(row))]
+        return [where_now(request, row, Change.of_row(
+            request, row, action, dry_run=dry_run, after="active" if action == "reactivated" else target,
+            hint=hint, warning=canvas_hints.sis_warning(row)), request.enrollment_id in self.by_id)]
+
+
+def where_now(request: UndoRequest, row: dict, change: Change, by_id: bool) -> Change:
+    """The change made where Canvas has the enrollment now: its course (the DELETE and PUT
+    paths name it) and its user's SIS ID now, the logged ones kept when they differ."""
+    sis_now = canvas_ids.row_sis_id(row) if by_id else None  # a row found by SIS ID may show another login's
+    renamed = sis_now is not None and sis_now != request.sis_id
+    moved = not in_course(request.course, row)
+    if not (moved or renamed):
+        return change
+    return dataclasses.replace(
+        change, course_id=str(row.get("course_id")) if moved else change.course_id,
+        sis_user_id=sis_now if renamed and sis_now else change.sis_user_id,
+        logged_sis_user_id=request.sis_id if renamed else None,
+        logged_course_id=request.course if moved else None)
+
+
+def in_course(course: str, row: dict) -> bool:
+    """Whether an enrollment row is in the course given as an id or sis_course_id:X (hex: too)."""
+    if course.isdigit():
+        return str(row.get("course_id")) == course
+    column, _, value = course.partition(":")
+    if column == "hex":
+        column, _, hexed = value.partition(":")
+        try:
+            value = binascii.unhexlify(hexed).decode()
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return column == "sis_course_id" and row.get("sis_course_id") == value
