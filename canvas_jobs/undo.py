@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import json
 import math
+import os
+import sys
 from typing import Any, Callable
 
+import canvas_commands
 import canvas_common as cc
 import canvas_hints
 import canvas_ids
 import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle
-from .options import Options
+from .options import DEFAULT_LOG, Options
+from .report import EXIT_OUTPUT_CLOSED
 
 UNDO = {"deactivated": "reactivated", "reactivated": "deactivated", "created": "deleted",
         "reopened": "put back"}
@@ -47,27 +52,37 @@ class Undo(Operation[UndoRequest]):
         self.hidden: dict[int | None, str] = {}  # those this token may not look up by id: why
 
     def select(self, options: Options, warn: Callable[[str], None]) -> str:
-        """Read the log and pick the job or run to undo; return its id."""
+        """Read the log and pick the job or run to undo; name it on stderr; return its id."""
         assert options.undo is not None  # the runner undoes only with --undo LOG
         self.path = options.undo
+        listing = f"list its jobs with: {listing_command(options.prog, options.undo)}"
         entries = audit.read_log(options.undo, warn)
-        job, self.one_run = audit.pick_job(entries, options.undo, options.run_id)
+        job, self.one_run = audit.pick_job(entries, options.undo, options.run_id, listing)
         self.target = target = self.one_run or job
         self.made, self.open = audit.job_writes(entries, job, self.one_run)
         if options.run_id is None and not (self.made or self.open):
-            raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; "
-                                 + audit.recent_jobs(entries) + ": undo one with --run ID")
+            raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; to undo "
+                                 f"another, {listing}, then give --run ID")
         undid = audit.undo_target(entries, job)
         if options.run_id is None and undid:
             # undoing an undo is a redo: done only when asked for by its id
             raise cc.CanvasError(f"the last job in {options.undo} ({job}) is an undo of job {undid}; "
-                                 f"to redo what it undid give --run {job}; "
-                                 + audit.recent_jobs(entries) + ": undo one with --run ID")
+                                 f"to redo what it undid give --run {job}; to undo another, {listing}")
         final = {e["action"] for e in self.made} - set(UNDO)
         if undid and final:
             raise cc.CanvasError(f"job {job} is an undo that {' and '.join(sorted(final))} enrollments; "
                                  "Canvas has no call that reverses that: enroll them again instead")
+        warn(f"{options.prog}: {'would put back' if options.dry_run else 'putting back'} "
+             + self.named(entries, job))
         return target
+
+    def named(self, entries: list[dict], job: str) -> str:
+        """The job (or run) as the admin ran it: its command, its time, its number of changes."""
+        start = next(e for e in entries if e.get("event") == "start"
+                     and (e["run"] == self.one_run if self.one_run else e["job"] == job))
+        what = f"run {self.one_run} of job {job}" if self.one_run else f"job {job}"
+        unknown = f", {len(self.open)} unknown" if self.open else ""
+        return f"{what} of {start.get('time', '?')} ({changes(len(self.made))}{unknown}): {start.get('command', '?')}"
 
     def rows(self, canvas: cc.Canvas, journal: audit.Journal | None,
              warn: Callable[[str], None]) -> list[tuple[int, dict]]:
@@ -206,3 +221,41 @@ def in_course(course: str, row: dict) -> bool:
         except (ValueError, UnicodeDecodeError):
             return False
     return column == "sis_course_id" and row.get("sis_course_id") == value
+
+
+def changes(count: int) -> str:
+    return f"{count} change{'s' if count != 1 else ''}"
+
+
+def listing_command(prog: str, log: str) -> str:
+    """The command that lists a log's jobs, to paste."""
+    default = log == DEFAULT_LOG
+    return f"{canvas_commands.command(prog)} --jobs" + ("" if default else f" {canvas_commands.shell_quote(log)}")
+
+
+def list_jobs(options: Options, out: Callable[[str], None]) -> int:
+    """--jobs LOG: every job of the log, one line each, oldest first (the last is what --undo
+    puts back), or one JSON object each with --json; the exit code (ConfigError if unreadable)."""
+    assert options.jobs is not None
+    entries = audit.read_log(options.jobs, lambda text: print(text, file=sys.stderr))
+    listed = audit.jobs(entries)
+    ids = {job["job"] for job in listed}
+    try:
+        for job in listed:
+            out(json.dumps(job) if options.as_json else job_line(job, ids))
+    except BrokenPipeError:  # | head: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OUTPUT_CLOSED
+    if not listed:
+        print(f"{options.prog}: {options.jobs} records no job", file=sys.stderr)
+    return cc.EXIT_OK
+
+
+def job_line(job: dict, ids: set[str]) -> str:
+    """One job as the listing shows it: id, time, changes, command, then what became of it."""
+    count = changes(job["changes"]) + (f", {job['unknown']} unknown" if job["unknown"] else "")
+    notes = [f"undo of {'job' if job['undo_of'] in ids else 'run'} {job['undo_of']}"] if job["undo_of"] else []
+    notes += [f"undone by job {undo}" for undo in job["undone_by"]]
+    if job["status"] != "finished":
+        notes.append(f"{job['status'] or 'cut short'}: the same command finishes it")
+    return f"{job['job']}  {job['time']}  {count}  {job['command']}" + (f"  ({'; '.join(notes)})" if notes else "")
