@@ -114,14 +114,16 @@ class Undo(Operation[UndoRequest]):
         seen = {r.get("id") for rows in (*found.values(), *self.ended.values()) for r in rows}
         missing = [r for r in requests if r.enrollment_id not in seen and r.enrollment_id not in self.elsewhere]
         if missing:
-            self.find_elsewhere(canvas, course, missing, map)
+            # the course as given and by its id (a sis_course_id:X one is seen by id in rows)
+            here = {course, *(str(r.get("course_id")) for rows in found.values() for r in rows)}
+            self.find_elsewhere(canvas, here, missing, map)
 
-    def find_elsewhere(self, canvas: cc.Canvas, course: str, missing: list[UndoRequest], map: Any) -> None:
+    def find_elsewhere(self, canvas: cc.Canvas, here: set[str], missing: list[UndoRequest], map: Any) -> None:
         """Where Canvas has these enrollments now: one looked up by id shows where a section
         went (Canvas moves a section's enrollments with it: app/models/course_section.rb
         move_to_course), and the others are looked for there in bulk while that finds more
         than it costs; what is left is looked up by id, through map (overlapped)."""
-        tried = {course}
+        tried = set(here)
         while len(missing) > 1:
             probe, missing = missing[0], missing[1:]
             row = self.elsewhere[probe.enrollment_id] = self.by_id_or_why(canvas, probe.enrollment_id)
