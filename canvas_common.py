@@ -313,6 +313,20 @@ class Canvas(Client):
             return None
         return body.get("id", -1) if isinstance(body, dict) else -1
 
+    def enrollment_by_id(self, enrollment_id: int) -> dict | None:
+        """GET /api/v1/accounts/self/enrollments/:id: one enrollment wherever it is now.
+
+        EnrollmentsApiController#show (app/controllers/enrollments_api_controller.rb) finds it
+        in the root account's all_enrollments (any workflow state, deleted too; "self" is the
+        root account, lib/api.rb api_find_all): the course, section and SIS ID it has now.
+        None when Canvas has no such enrollment (removed for good, or another root account).
+        Needs read_roster on the account (CanvasForbidden otherwise)."""
+        try:
+            body = self.request("GET", f"/api/v1/accounts/self/enrollments/{int(enrollment_id)}", not_found="")
+        except CanvasNotFound:
+            return None
+        return self._enrollment(body)
+
     def enroll(self, course: str, sis_id: str, type_name: str | None, state: str,
                section: str | None, notify: bool, role_id: int | None = None) -> dict:
         """POST /api/v1/courses/:course_id/enrollments for a user given by SIS ID.

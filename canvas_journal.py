@@ -322,22 +322,23 @@ def job_writes(entries: list[dict], job: str | None, run: str | None = None) -> 
     return made, list(intents.values())
 
 
-def pick_job(entries: list[dict], path: str, wanted: str | None) -> tuple[str, str | None]:
-    """(job, run or None): the last job, or the job or run named with --run."""
+def pick_job(entries: list[dict], path: str, wanted: str | None, listing: str = "") -> tuple[str, str | None]:
+    """(job, run or None): the last job, or the job or run named with --run.
+
+    listing: how to list the log's jobs, said when wanted is none of them."""
     starts = [e for e in entries if e.get("event") == "start"]
     if not starts:
         raise cc.ConfigError(f"{path} records no job that changed anything; nothing to undo")
     if wanted is None:
         last = starts[-1]
         if last.get("operation") == "undo" and open_job(entries, last.get("key")):
-            return pick_job(entries, path, last["target"])  # finish the undo cut short
+            return pick_job(entries, path, last["target"], listing)  # finish the undo cut short
         return last["job"], None
     if any(e["job"] == wanted for e in starts):
         return wanted, None
     run = next((e for e in starts if e["run"] == wanted), None)
     if run is None:
-        recent = ", ".join(dict.fromkeys(e["job"] for e in reversed(starts)))
-        raise cc.ConfigError(f"{path} has no job or run {wanted!r}; recent jobs: {recent}")
+        raise cc.ConfigError(f"{path} has no job or run {wanted!r}" + (f"; {listing}" if listing else ""))
     return run["job"], wanted
 
 
@@ -347,19 +348,25 @@ def undo_target(entries: list[dict], job: str) -> str | None:
     return str(start.get("target")) if start and start.get("operation") == "undo" else None
 
 
-def recent_jobs(entries: list[dict], count: int = 5) -> str:
-    """The latest jobs that changed something: id, time, command, number of changes."""
+def jobs(entries: list[dict]) -> list[dict]:
+    """Every job of a log, oldest first: {job, time, command, changes (writes made),
+    unknown (intents with no answer), runs, status (of its last run: finished, stopped,
+    interrupted...; None if it never ended), undo_of (the job or run an undo put back),
+    undone_by (the undos that put it back, or a run of it)}."""
     starts = [e for e in entries if e.get("event") == "start"]
+    ends = {e["run"]: e.get("status") for e in entries if e.get("event") == "end"}
     listed = []
-    for job in dict.fromkeys(e["job"] for e in reversed(starts)):
-        made = len(job_writes(entries, job)[0])
-        if made:
-            first = next(e for e in starts if e["job"] == job)
-            listed.append(f"{job} ({first.get('time', '?')}, {first.get('command', '?')!r}, "
-                          f"{made} change{'s' if made != 1 else ''})")
-        if len(listed) == count:
-            break
-    return "recent jobs with changes: " + "; ".join(listed) if listed else "no job in it changed anything"
+    for job in dict.fromkeys(e["job"] for e in starts):
+        runs = [e for e in starts if e["job"] == job]
+        made, unknown = job_writes(entries, job)
+        names = {job, *(e["run"] for e in runs)}
+        listed.append({
+            "job": job, "time": runs[0].get("time"), "command": runs[0].get("command"),
+            "changes": len(made), "unknown": len(unknown), "runs": len(runs),
+            "status": ends.get(runs[-1]["run"]), "undo_of": undo_target(entries, job),
+            "undone_by": list(dict.fromkeys(e["job"] for e in starts if e.get("operation") == "undo"
+                                            and e.get("target") in names))})
+    return listed
 
 
 def undo_values(made: list[dict]) -> list[dict]:

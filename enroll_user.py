@@ -40,8 +40,10 @@ EXAMPLES = f"""examples:
     {{command}} --csv enroll.csv --dry-run
     {{command}} --csv enroll.csv
 
-  Undo: put back what the last job in the audit log changed (deletes the
-  enrollments it created):
+  Undo: list the jobs of the audit log (a command for one user is a job too),
+  then put back what the last one changed (deletes the enrollments it created;
+  --run ID picks another):
+    {{command}} --jobs
     {{command}} --undo {jobs.DEFAULT_LOG}
 """
 

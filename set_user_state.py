@@ -37,7 +37,9 @@ EXAMPLES = f"""examples:
     {{command}} --csv moves.csv --dry-run
     {{command}} --csv moves.csv
 
-  Undo: put back what the last job in the audit log changed:
+  Undo: list the jobs of the audit log (a command for one user is a job too),
+  then put back what the last one changed (--run ID picks another):
+    {{command}} --jobs
     {{command}} --undo {jobs.DEFAULT_LOG}
 """
 

@@ -50,6 +50,9 @@ class Change:
     reopens: tuple = dataclasses.field(default=(), compare=False)
     warning: str | None = dataclasses.field(default=None, compare=False)  # what Canvas may do later
     same_as: int | None = dataclasses.field(default=None, compare=False)  # an earlier row asked the same
+    # an undo's enrollment found elsewhere than the log says: the SIS ID and course logged
+    logged_sis_user_id: str | None = dataclasses.field(default=None, compare=False)
+    logged_course_id: str | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
@@ -69,7 +72,8 @@ class Change:
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in ("section", "notify", "section_name", "hint", "reopens")}
-        for optional in ("error", "role_id", "warning", "same_as"):  # only when they say something
+        for optional in ("error", "role_id", "warning", "same_as", "logged_sis_user_id",
+                         "logged_course_id"):  # only when they say something
             if data[optional] is None:
                 del data[optional]
         if self.action in ("created", "reopened"):  # the section as asked: where the POST goes
@@ -92,7 +96,9 @@ class Change:
                 **({"error": self.error} if self.error else {})}
 
     def describe(self) -> str:
-        who = f"{self.sis_user_id} in course {self.course_id}"
+        person = f"{self.logged_sis_user_id} (now {self.sis_user_id})" if self.logged_sis_user_id \
+            else self.sis_user_id
+        who = f"{person} in course {self.course_id}"
         what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
         if self.action == "failed":
             text = f"{who}: failed: {self.error}"
@@ -115,7 +121,9 @@ class Change:
         else:
             verb = f"would be {self.action}" if self.dry_run else self.action
             text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
-        return text + (f"; {self.hint}" if self.hint else "") + \
+        moved = f"; moved to course {self.course_id} with its section (the job left it in course " \
+            f"{self.logged_course_id})" if self.logged_course_id else ""
+        return text + moved + (f"; {self.hint}" if self.hint else "") + \
             (f"; warning: {self.warning}" if self.warning else "")
 
 

@@ -29,6 +29,7 @@ class Options:
     single: dict | None = None  # values of one user from the command line
     csv: str | None = None
     undo: str | None = None
+    jobs: str | None = None  # --jobs LOG: list the log's jobs, change nothing
     run_id: str | None = None
     config: str | None = None
     dry_run: bool = False
@@ -45,10 +46,11 @@ class Options:
 
     @property
     def log_path(self) -> str | None:
-        """Batches and undo always log; one user only when --log is given."""
+        """Every run that changes something logs it (one user too): to --log, an undo to its
+        own log, else ./enrollments.audit.jsonl; a dry run logs nothing."""
         if self.dry_run:
             return None
-        return self.log or self.undo or (None if self.single is not None else DEFAULT_LOG)
+        return self.log or self.undo or DEFAULT_LOG
 
 
 class Parser(argparse.ArgumentParser):
@@ -142,7 +144,10 @@ def build_parser(operation: Declared, usage: str, description: str, epilog: str 
                             + (f" [, {', '.join(operation.optional)}]" if operation.optional else ""))
     group.add_argument("--undo", metavar="LOG",
                        help="put back everything the last job recorded in this audit log changed")
-    group.add_argument("--run", metavar="ID", help="with --undo: the job or run to undo")
+    group.add_argument("--run", metavar="ID", help="with --undo: the job or run to undo (--jobs lists them)")
+    group.add_argument("--jobs", metavar="LOG", nargs="?", const=DEFAULT_LOG,
+                       help=f"list the jobs of this audit log (default: ./{DEFAULT_LOG}), one a line, "
+                            "the newest last: the one --undo puts back; changes nothing")
     group.add_argument("--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
                        help="most writes in flight at once, 1-32; fewer when Canvas's rate "
                             f"limiter asks (default: {DEFAULT_WORKERS})")
@@ -150,7 +155,8 @@ def build_parser(operation: Declared, usage: str, description: str, epilog: str 
                        help="stop before making more than N changes (a wrong file must not change "
                             "a whole faculty); --dry-run's summary gives the count")
     group.add_argument("--log", metavar="FILE",
-                       help=f"audit log to append to (batches default to ./{DEFAULT_LOG})")
+                       help=f"audit log to append to (default: ./{DEFAULT_LOG}); every change is "
+                            "logged, one user's too, so --undo can put it back")
     add_round_arguments(parser)
     return parser
 
@@ -209,16 +215,18 @@ def parse_options(operation: Declared, parser: Parser, argv: Sequence[str]) -> O
     args = parser.parse_args(argv)
     round_from = round_options(operation, parser, args)
     single = None if round_from else operation.single_values(args)
-    ways = (single is not None) + (args.csv is not None) + (args.undo is not None) + (round_from is not None)
+    ways = (single is not None) + (args.csv is not None) + (args.undo is not None) + (round_from is not None) \
+        + (args.jobs is not None)
     if ways != 1 or single == {}:
-        parser.error(f"give {operation.usage_line}, or --csv FILE, or --undo LOG, or COURSE --from OLD_COURSE")
+        parser.error(f"give {operation.usage_line}, or --csv FILE, or --undo LOG, or COURSE --from OLD_COURSE, "
+                     "or --jobs LOG")
     if single is None and not round_from and operation.per_user_options(args):
         parser.error(f"{'/'.join(operation.per_user_options(args))} go with one user: "
                      "with --csv, give them as CSV columns")
     if args.run and args.undo is None:
         parser.error("--run goes with --undo LOG")
     return Options(prog=parser.prog, argv=tuple(argv), single=single, csv=args.csv,
-                   undo=args.undo, run_id=args.run, config=args.config, dry_run=args.dry_run,
+                   undo=args.undo, jobs=args.jobs, run_id=args.run, config=args.config, dry_run=args.dry_run,
                    as_json=args.json, verbose=args.verbose, timeout=args.timeout,
                    retries=args.retries, workers=args.workers, log=args.log, ca_bundle=args.ca_bundle,
                    max_changes=args.max_changes,

@@ -27,7 +27,7 @@ from .guard import EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyCh
 from .options import Options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
-from .undo import Undo
+from .undo import Undo, list_jobs
 
 BLOCK_ROWS = 1000
 Row = tuple[int, dict]  # (line number, {column: value}) as read from the command line, a CSV or a log
@@ -51,6 +51,8 @@ def run(operation: Operation[Any], options: Options) -> int:
         if hasattr(stream, "reconfigure"):  # what a console cannot show is escaped, never a crash
             stream.reconfigure(errors="backslashreplace")
     try:
+        if options.jobs is not None:  # reads the log alone: no Canvas, no config
+            return list_jobs(options, lambda text: print(text, flush=True))
         if options.undo is not None:
             operation = Undo(options.prog)
         with Run(operation, options) as job:
@@ -180,7 +182,7 @@ class Run:
             return [(0, values)], 1, json.dumps(values, sort_keys=True)
         if isinstance(self.operation, Undo):
             assert options.undo is not None  # an Undo runs only with --undo LOG
-            return [], 0, "undo:" + self.operation.select(options, self.logs[options.undo].entries)
+            return [], 0, "undo:" + self.operation.select(options, self.logs[options.undo].entries, self.report.warn)
         if options.round is not None:
             try:  # courses pasted from the browser, as for one user
                 round_from = dataclasses.replace(options.round, old=course_id(options.round.old, self.base_url),

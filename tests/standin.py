@@ -281,6 +281,24 @@ class Store:
                 if e.course_section_id == section.id:
                     e.course_id = course.id
 
+    def uncrosslist(self, section):
+        """Move a cross-listed section back to the course it came from, its enrollments
+        (every state) with it (app/models/course_section.rb uncrosslist, move_to_course)."""
+        with self.lock:
+            home, section.nonxlist_course_id = section.nonxlist_course_id, None
+            if home is None:
+                return
+            section.course_id = home
+            for e in self.enrollments.values():
+                if e.course_section_id == section.id:
+                    e.course_id, e.updated_at = home, now_iso()
+
+    def change_sis_id(self, user, new_sis_user_id):
+        """An SIS import's change_sis_id row: the login's sis_user_id is changed in place, so the
+        old one finds nobody any more (lib/sis/change_sis_id_importer.rb)."""
+        with self.lock:
+            user.sis_user_id = new_sis_user_id
+
     def add_user(self, sis_user_id, name=None, other_logins=()) -> User:
         with self.lock:
             user = User(next(self.ids), name or f"User {sis_user_id}", sis_user_id, tuple(other_logins))
@@ -636,6 +654,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.with_token(auth, lambda kind: self.show_user(seg[3], kind))
         if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 5 and seg[4] == "roles" and method == "GET":
             return self.with_token(auth, lambda kind: self.list_roles(seg[3], kind))
+        if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 6 and seg[4] == "enrollments" and method == "GET":
+            return self.with_token(auth, lambda kind: self.show_enrollment(seg[3], seg[5], kind))
         if seg[:3] == ["api", "v1", "sections"] and len(seg) == 4 and method == "GET":
             return self.with_token(auth, lambda kind: self.show_section(None, seg[3]))
         if seg[:3] != ["api", "v1", "courses"] or len(seg) < 4:
@@ -758,6 +778,24 @@ class Handler(BaseHTTPRequestHandler):
         if user is None:
             return 404, NOT_FOUND, {}
         return 200, {"id": user.id, "name": user.name, "sortable_name": user.sortable_name}, {}
+
+    def show_enrollment(self, account_ident, ident, kind):
+        """GET /api/v1/accounts/:account_id/enrollments/:id (app/controllers/enrollments_api_controller.rb
+        show): @context.all_enrollments.find(id), the account's enrollments by root_account_id
+        (app/models/account.rb), in any state, deleted too, wherever the course is now; "self"
+        is the root account (lib/api.rb api_find_all). A sub-account holds none (its id is no
+        root_account_id): 404. Needs read_roster on the account: admins only here."""
+        store = self.canvas.store
+        account = store.accounts.get(1 if account_ident == "self" else
+                                     int(account_ident) if account_ident.isdigit() else 0)
+        if account is None:
+            return 404, NOT_FOUND, {}
+        e = store.enrollments.get(int(ident)) if ident.isdigit() else None
+        if e is None or store.account_chain(store.courses[e.course_id].account_id)[-1] != account.id:
+            return 404, NOT_FOUND, {}
+        if kind not in ADMINS:
+            return 403, UNAUTHORIZED, {}
+        return 200, self.enrollment_json(e, kind), {}
 
     def list_enrollments(self, course, kind):
         store, q = self.canvas.store, self.query

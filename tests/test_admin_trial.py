@@ -139,7 +139,7 @@ def test_undo_of_an_undo_is_refused_unless_named(canvas, course, run, tmp_path):
     writes = len(canvas.writes())
     r = run(set_user_state, "--undo", log)
     assert r.code == 1 and r.err.count("\n") == 1 and f"({undo_job}) is an undo of job" in r.err
-    assert f"--run {undo_job}" in r.err and "recent jobs with changes" in r.err
+    assert f"--run {undo_job}" in r.err and f"list its jobs with: python set_user_state.py --jobs {log}" in r.err
     assert len(canvas.writes()) == writes and store.states_of("U0") == ["active"]
     r = run(set_user_state, "--undo", log, "--run", undo_job)  # asked for by id: a redo
     assert r.code == 0 and store.states_of("U0") == store.states_of("U1") == ["inactive"]

@@ -149,7 +149,7 @@ def test_undo_by_run_id_takes_one_run_of_a_job(canvas, course, run, tmp_path):
     assert r.code == 2 and "no job or run 'nope'" in r.err
 
 
-def test_undo_of_a_job_that_changed_nothing_lists_jobs_that_did(canvas, course, run, tmp_path):
+def test_undo_of_a_job_that_changed_nothing_points_to_the_listing_of_jobs(canvas, course, run, tmp_path):
     canvas.store.enroll(canvas.store.add_user("U0"), course)
     log = tmp_path / "audit.jsonl"
     run(set_user_state, course.id, "U0", "inactive", "--log", log)
@@ -158,5 +158,9 @@ def test_undo_of_a_job_that_changed_nothing_lists_jobs_that_did(canvas, course, 
     assert run(set_user_state, course.id, "U0", "active", "--log", log).code == 1  # logged, nothing made
     r = run(set_user_state, "--undo", log)
     first_job = audit_records(log)[0]["job"]
-    assert r.code == 1 and "made no changes" in r.err and first_job in r.err and "1 change)" in r.err
-    assert "--run ID" in r.err and canvas.store.states_of("U0") == ["inactive"]
+    assert r.code == 1 and r.err.count("\n") == 1 and "made no changes" in r.err
+    assert f"list its jobs with: python set_user_state.py --jobs {log}, then give --run ID" in r.err
+    assert canvas.store.states_of("U0") == ["inactive"]
+    listed = run(set_user_state, "--jobs", log).out.splitlines()
+    assert len(listed) == 2 and listed[0].startswith(first_job) and "  1 change  " in listed[0]
+    assert "  0 changes  " in listed[1]

@@ -63,7 +63,9 @@ def test_undo_in_a_write_only_outage_stops_and_undo_again_finishes(canvas, cours
     canvas.fault(fault())
     r = run(enroll_user, "--undo", log)
     assert r.code == EXIT_STOPPED, r.err
-    line = stop_line(r.err)
+    named, _, rest = r.err.partition("\n")
+    assert named.startswith("enroll_user.py: putting back job ") and "(300 changes)" in named
+    line = stop_line(rest)
     assert "stopped: Canvas is unavailable (5 writes in a row failed" in line and "failed 0" in line
     assert "unknown: the rerun or --undo settles them by looking at Canvas" in line
     assert requests_after(canvas, "DELETE", 150) <= 40  # measured 14-16; was ~1,050
