@@ -208,7 +208,7 @@ def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
             "Canvas cannot reactivate or deactivate it: enroll the user again with "
             f"{canvas_commands.command('enroll_user.py')}")
     if not canvas.user_exists(canvas_ids.sis_ref("sis_user_id", sis_id)):
-        return cc.no_such_user(sis_id)
+        return canvas_hints.unknown_user(canvas, sis_id)
     if request.section:
         try:
             canvas.section(course, request.section)

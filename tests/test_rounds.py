@@ -86,7 +86,7 @@ def test_json_dry_run_and_export_then_csv_runs_the_same_plan(canvas, run, tmp_pa
     assert planned[("S0003", "StudentEnrollment")]["after"] == "inactive"
     with open(tmp_path / "plan.csv", encoding="utf-8-sig", newline="") as f:
         exported = list(csv.DictReader(f))
-    assert list(exported[0]) == ["course_id", "sis_user_id", "role", "section", "state"]
+    assert list(exported[0]) == ["course_id", "sis_user_id", "role", "section", "state", "limit_to_section"]
     assert {(e["sis_user_id"], e["role"]) for e in exported} == \
         {(s, "student") for s in carried(rnd.people)} | {("T0001", "ta")}
     # the row numbers of the plan are the lines of the file
