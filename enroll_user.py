@@ -165,16 +165,17 @@ class Enroll(jobs.Operation[Enrollment]):
         # that may reopen a limited row sends that limit (Course#enroll_user, app/models/course.rb)
         limit = request.limit if request.limit is not None else \
             (True if any(row.get("limit_privileges_to_course_section") for row in ended) else None)
-        notes = ["" if role.checked else "role not checked: Canvas checks the id",
-                 *(f"beside {canvas_hints.loan(row)}" for row in loans),
-                 section_note(canvas, request),
-                 "invited without --notify: Canvas sends no invitation e-mail; they see the invitation "
-                 "when they next log in" if request.state == "invited" and not request.notify else ""]
+        # said before and after the POST: what the enrollment will be beside, or be like
+        lasting = "; ".join(filter(None, [
+            *(f"beside {canvas_hints.loan(row)}" for row in loans), section_note(canvas, request),
+            "invited without --notify: Canvas sends no invitation e-mail; they see the invitation "
+            "when they next log in" if request.state == "invited" and not request.notify else ""]))
+        notes = ["" if role.checked else "role not checked: Canvas checks the id", lasting]
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
                              request.state, dry_run, section=request.section, notify=request.notify,
                              role_id=role.id if role.custom else None,
                              reopens=tuple((row["id"], row.get("enrollment_state")) for row in ended),
-                             hint="; ".join(filter(None, notes)), limited=limit)
+                             hint="; ".join(filter(None, notes)), limited=limit, lasting=lasting)
         # without --section Canvas reuses only the row in the course's default section, which
         # its API does not name: a reopening is planned only when certain, else a creation
         # that says what Canvas may reopen instead (the real run logs what Canvas did)

@@ -56,6 +56,7 @@ class Change:
     restore_limit: bool | None = dataclasses.field(default=None, compare=False)  # undo: put this limit back
     temporary: bool = dataclasses.field(default=False, compare=False)  # a temporary enrollment (lent access)
     updated_at: str | None = dataclasses.field(default=None, compare=False)  # Canvas's, after the write
+    lasting: str = dataclasses.field(default="", compare=False)  # what the hint keeps once a POST is made
 
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
@@ -77,7 +78,7 @@ class Change:
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in ("section", "notify", "section_name", "hint", "reopens", "limited",
-                                  "limit_before", "restore_limit", "temporary", "updated_at")}
+                                  "limit_before", "restore_limit", "temporary", "updated_at", "lasting")}
         for optional in ("error", "role_id", "warning", "same_as"):  # only when they say something
             if data[optional] is None:
                 del data[optional]
@@ -251,8 +252,9 @@ def posted(change: Change, row: dict) -> Change:
     return dataclasses.replace(change, action="reopened" if before else "created", before=before,
                                enrollment_id=row.get("id"), role=row.get("role") or change.role,
                                section_id=row.get("course_section_id"), after=row.get("enrollment_state"),
-                               hint="", warning=canvas_hints.sis_warning(row), updated_at=row.get("updated_at"),
-                               limited=bool(row.get("limit_privileges_to_course_section")), temporary=False)
+                               hint=change.lasting, warning=canvas_hints.sis_warning(row),
+                               updated_at=row.get("updated_at"), temporary=False,
+                               limited=bool(row.get("limit_privileges_to_course_section")))
 
 
 def create(canvas: cc.Canvas, change: Change) -> dict:
