@@ -298,6 +298,32 @@ class Canvas(Client):
             self._seen[path] = body
         return self._seen[path]
 
+    def listed_section(self, course: str, section: str) -> dict | None:
+        """A section from the course's sections list if this run read it already (--from), else None."""
+        listed = self._lists.get(f"{course_path(course)}/sections") or []
+        sis = section[len("sis_section_id:"):] if section.startswith("sis_section_id:") else None
+        return next((s for s in listed if (s.get("sis_section_id") == sis if sis else str(s.get("id")) == section)),
+                    None)
+
+    def sis_import(self, batch: int) -> dict | None:
+        """GET /api/v1/accounts/self/sis_imports/:id, once per run: when an SIS import ran
+        (created_at, ended_at; app/controllers/sis_imports_api_controller.rb); None when the
+        token may not see it (it needs the right to manage SIS) or Canvas has none."""
+        try:
+            return self._once(f"/api/v1/accounts/self/sis_imports/{int(batch)}", "")
+        except (CanvasNotFound, CanvasForbidden, CanvasScopeMissing):
+            return None
+
+    def login_owner(self, login: str) -> dict | None:
+        """GET /api/v1/users/sis_login_id:X (lib/api.rb: login IDs compared case-insensitively): the
+        user whose login ID this is, with their SIS ID when the token may read it; None if nobody's."""
+        try:
+            body = self.request("GET", f"/api/v1/users/{quote(sis_ref('sis_login_id', login), safe=':')}",
+                                not_found="")
+        except (CanvasNotFound, CanvasForbidden, CanvasScopeMissing):
+            return None
+        return body if isinstance(body, dict) else None
+
     def user_id(self, sis_id: str) -> int | None:
         """GET /api/v1/users/sis_user_id:X: the user any of whose logins has this SIS ID."""
         return self._user(sis_ref("sis_user_id", sis_id))
@@ -328,11 +354,13 @@ class Canvas(Client):
         return self._enrollment(body)
 
     def enroll(self, course: str, sis_id: str, type_name: str | None, state: str,
-               section: str | None, notify: bool, role_id: int | None = None) -> dict:
+               section: str | None, notify: bool, role_id: int | None = None, limit: bool | None = None) -> dict:
         """POST /api/v1/courses/:course_id/enrollments for a user given by SIS ID.
 
         type_name: the built-in type, or a custom role's base type (None: Canvas takes
-        the role's); role_id: a custom role's id (enrollments_api_controller.rb create)."""
+        the role's); role_id: a custom role's id (enrollments_api_controller.rb create);
+        limit: limit_privileges_to_course_section, which Canvas sets on the row it makes or
+        reuses, to false when not sent (Course#enroll_user, app/models/course.rb)."""
         data = {"enrollment[user_id]": sis_ref("sis_user_id", sis_id)}
         if type_name:
             data["enrollment[type]"] = type_name
@@ -342,6 +370,8 @@ class Canvas(Client):
                      "enrollment[notify]": "true" if notify else "false"})
         if section:
             data["enrollment[course_section_id]"] = id_ref(section, "sis_section_id")
+        if limit is not None:
+            data["enrollment[limit_privileges_to_course_section]"] = "true" if limit else "false"
         return self._enrollment(self.request(
             "POST", f"{course_path(course)}/enrollments", data=data,
             not_found=f"Canvas has no user with SIS ID {sis_id!r}" + (f" or no section {section}" if section else "")))
@@ -440,12 +470,18 @@ def users_enrollments_and_ended(canvas: Canvas, course: str, sis_ids: list[str],
     return held, ended
 
 
-def no_such_user(sis_id: str) -> CanvasNotFound:
-    """The one wording of 'unknown SIS ID', for every script and path."""
+def no_such_user(sis_id: str, login_of: dict | None = None) -> CanvasNotFound:
+    """The one wording of 'unknown SIS ID', for every script and path; login_of: the user
+    (GET /api/v1/users/sis_login_id:X) whose login ID the value is, if it is one."""
     spaces = " (it has leading or trailing spaces)" if sis_id != sis_id.strip() else ""
     # Excel and other spreadsheets read 000140 as the number 140
     zeros = "; if it came from a spreadsheet, leading zeros may have been dropped (000140 saved " \
         "as 140): keep the column as text" if sis_id.isascii() and sis_id.isdigit() else ""
+    if login_of:
+        owner = login_of.get("sis_user_id")
+        who = f"{owner}'s login" if owner else f"the login of user {login_of.get('id')} ({login_of.get('name')})"
+        return CanvasNotFound(f"Canvas has no user with SIS ID {sis_id!r}: that is {who} (a login ID, not a "
+                              "SIS ID)" + (f"; give the SIS ID {owner}" if owner else ""))
     return CanvasNotFound(
         f"Canvas has no user with SIS ID {sis_id!r}{spaces}; check it (SIS IDs are case-sensitive){zeros}")
 

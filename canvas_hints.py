@@ -38,6 +38,40 @@ def ended_on(row: dict, now: datetime | None = None) -> str | None:
     return end_at[:10] if moment < (now or datetime.now(timezone.utc)) else None
 
 
+def is_temporary(row: dict) -> bool:
+    """A temporary enrollment: access lent by another user until its end_at
+    (temporary_enrollment_source_user_id, app/models/enrollment.rb temporary_enrollment?).
+    Canvas shows the field only when the account has the feature on: else no row is one."""
+    return row.get("temporary_enrollment_source_user_id") is not None
+
+
+def loan(row: dict) -> str:
+    """'temporary enrollment N (lent by user U, ends D)': a temporary row named with its end."""
+    end = row.get("end_at")
+    date = ended_on(row)
+    until = f"ended on {date}" if date else f"ends {end[:10]}" if isinstance(end, str) and end else "no end date"
+    return (f"temporary enrollment {row.get('id')} (lent by user {row.get('temporary_enrollment_source_user_id')}, "
+            f"{until})")
+
+
+def unknown_user(canvas: cc.Canvas, sis_id: str) -> cc.CanvasNotFound:
+    """'no user with SIS ID X', naming whose login ID X is when it is one (one more request,
+    GET /api/v1/users/sis_login_id:X, made only now that the SIS ID was not found)."""
+    owner = canvas.login_owner(sis_id)
+    return cc.no_such_user(sis_id, owner)
+
+
+def section_ended(section: dict | None) -> str:
+    """For a POST into a section ended by its own dates (restrict_enrollments_to_section_dates
+    and end_at passed: CourseSection#concluded?, app/models/course_section.rb): the enrollment
+    will be read-only. '' otherwise."""
+    if not section or not section.get("restrict_enrollments_to_section_dates"):
+        return ""
+    date = ended_on({"end_at": section.get("end_at")})
+    return (f"section {section.get('name')!r} ended on {date} by its own dates: the enrollment will be "
+            "read-only (change the section's end date in Canvas to open it)") if date else ""
+
+
 def ended_hint(row: dict) -> str:
     """'it ended on D' for an active row past its own end date, else ''."""
     date = ended_on(row)

@@ -15,12 +15,15 @@ import csv
 import dataclasses
 import json
 import os
+from datetime import datetime
 from typing import IO
 
 import canvas_common as cc
 import canvas_files as files
+import canvas_hints
 import canvas_http
 import canvas_ids
+import canvas_journal as audit
 import canvas_roles
 
 SHORT_ROLES = {type_name: short for short, type_name in canvas_ids.ROLES.items()}
@@ -45,12 +48,14 @@ class RoundOptions:
     section: str | None = None
     state: str | None = None
     export: str | None = None
+    reactivate: bool = False  # set_user_state --reactivate: carry "active" too, not only "inactive"
+    log: str | None = None  # the audit log: when these tools last wrote each enrollment (not a choice)
 
     def digest(self) -> str:
         """What makes a rerun the same job: the command's choices, never Canvas's data,
         which a cut-short run has itself changed."""
         return "from:" + json.dumps([self.old, self.new, sorted(self.roles), self.include_concluded,
-                                     self.section, self.state])
+                                     self.section, self.state] + ([True] if self.reactivate else []))
 
 
 @dataclasses.dataclass
@@ -148,7 +153,7 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
     if operation == "enroll":
         values, counts = enroll_values(canvas, options, people, in_new, notes)
     else:
-        values, counts = state_values(options, people, in_new)
+        values, counts = state_values(canvas, options, people, in_new, notes)
     rows = [(line, {"course_id": options.new, **v}) for line, v in enumerate(values, start=2)]
     roles = ", ".join(dict.fromkeys(SHORT_ROLES.get(r.label, r.label) for r in wanted))
     notes.insert(0, f"from course {options.old} ({roles}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -164,8 +169,13 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
     no_sis: dict = {}
     concluded = set()
     flipped = set()
+    loans = []
     for row in old_rows:
         state = row.get("enrollment_state")
+        if canvas_hints.is_temporary(row):  # lent access, not a membership of the round
+            loans.append(f"{canvas_ids.row_sis_id(row) or (row.get('user') or {}).get('name')} "
+                         f"({role_word(row)}, {canvas_hints.loan(row)})")
+            continue
         if state == "completed" and hard:
             flipped.add(row.get("user_id"))
             state = "active"
@@ -181,7 +191,8 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         rank = next((i for i, role in enumerate(wanted) if role.holds(row)), len(wanted))
         person = people.setdefault((sis, role_word(row)), {"user_id": row.get("user_id"), "rows": [],
                                                            "type": row.get("type"), "rank": rank})
-        person["rows"].append((row.get("course_section_id"), state, row.get("updated_at") or ""))
+        person["rows"].append((row.get("course_section_id"), state, row.get("updated_at") or "",
+                               bool(row.get("limit_privileges_to_course_section"))))
     concluded -= {(p["user_id"], role) for (_, role), p in people.items()}
     flipped -= set(no_sis)  # skipped, not carried: named in their own note
     notes = []
@@ -198,11 +209,13 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
     if no_sis:
         notes.append(named(f"skipped: {len(no_sis)} without a SIS ID in course {options.old}",
                            list(no_sis.values())))
-    several = [sis for (sis, _), p in people.items() if len({r[0] for r in p["rows"]}) > 1]
-    if several:
-        notes.append(named(f"in several sections of course {options.old}: {len(set(several))} people, "
-                           "each carried once, to the section of their active enrollment (else the most "
-                           "recently changed one)", list(dict.fromkeys(several))))
+    if loans:
+        notes.append(named(f"not carried: {len(loans)} temporary enrollments in course {options.old} (lent "
+                           "access that ends by itself)", loans))
+    behind = [f"{sis} ({role}, section {r[0]})" for (sis, role), p in people.items() for r in left_behind(p)]
+    if behind:
+        notes.append(named(f"not carried: {len(behind)} inactive enrollments beside an active one of the same "
+                           f"role in course {options.old} (what a section move leaves behind)", behind))
     return people, notes
 
 
@@ -211,60 +224,110 @@ def named(head: str, who: list[str]) -> str:
     return f"{head}: {'; '.join(who[:MAX_NAMED])}{more}"
 
 
-def home(person: dict):
-    """The old section a person goes from: that of their active-like enrollment, else the
-    most recently changed one (updated_at)."""
+def memberships(person: dict) -> list:
+    """The old rows carried for a person and role: every active-like one (each section), or,
+    when none is active, every inactive one (their studies interrupted, in each section)."""
     rows = person["rows"]
     active = [r for r in rows if r[1] not in cc.INACTIVE_STATES]
-    return max(active or rows, key=lambda r: r[2])[0]
+    return active or rows
+
+
+def left_behind(person: dict) -> list:
+    """Inactive rows beside an active one of the same role: not carried."""
+    kept = memberships(person)
+    return [r for r in person["rows"] if r not in kept]
 
 
 def person_state(person: dict) -> str:
     return group(r[1] for r in person["rows"])
 
 
-def holds_in_new(role: str, person: dict, in_new: dict) -> bool:
-    """Whether the plan will leave this person and role unchanged: the new course has them
-    with the role, or (a student-type role) with another student-type one (enroll_user's blocks)."""
-    rows = in_new.get(person["user_id"], [])
-    return any(role_word(r) == role or
-               (person["type"] == "StudentEnrollment" and r.get("type") == "StudentEnrollment") for r in rows)
+def holds_in_new(role: str, person: dict, rows: list[dict]) -> bool:
+    """Whether one of rows (the new course's, in one section) gives this person the role, or (a
+    student-type role) another student-type one, which enroll_user's plan leaves as it is.
+    A temporary row is lent access, not a membership: it never counts."""
+    return any((role_word(r) == role or
+                (person["type"] == "StudentEnrollment" and r.get("type") == "StudentEnrollment"))
+               and not canvas_hints.is_temporary(r) for r in rows)
+
+
+def targets_of(options: RoundOptions, person: dict, targets: dict, misses: dict, sis: str) -> dict:
+    """{new section as a SECTION argument ('' for the default one): (state group, limited)} for
+    each carried membership; an old section with no namesake goes to the default section and
+    is counted under its name in misses."""
+    goes: dict = {}
+    for section, state, _, limit in memberships(person):
+        if options.section:
+            target = options.section
+        else:
+            target = targets.get(section, ("", ""))[0]
+            if not target:
+                misses.setdefault(targets.get(("name", section)) or f"section {section}", set()).add(sis)
+        was = goes.get(target, ("inactive", False))
+        group = "inactive" if state in cc.INACTIVE_STATES and was[0] == "inactive" else "active"
+        goes[target] = (group, was[1] or limit)  # two old sections into one: limited if either was
+    return goes
+
+
+def held_in(target: str, goes: dict, rows: list[dict]) -> list[dict]:
+    """The new course's rows in a target section; for the default one ('' , not named by the
+    API), every row in none of the person's other target sections."""
+    if target:
+        return [r for r in rows if canvas_ids.section_matches(r, target)]
+    named = [t for t in goes if t]
+    return [r for r in rows if not any(canvas_ids.section_matches(r, t) for t in named)]
 
 
 def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new: dict, notes: list[str]):
-    """Rows for enroll_user, one per person and role: the new section of the name of their
-    old section (home), else the default section (or --section); one row without a section
-    for anyone already holding the role (or a student-type one) in the new course, whom the
-    plan then leaves unchanged. A second student-type role for the same section is not carried."""
+    """Rows for enroll_user, one per person, role and section they are carried to: each
+    active membership of the old course (else each inactive one) goes to the new section of
+    its old section's name, else to the default section (or --section), with its section limit;
+    a membership the new course already holds (the role, or a student-type one, in that
+    section) gives a row the plan leaves unchanged. A second student-type role for the same
+    section is not carried."""
     targets = {} if options.section else section_targets(canvas, options)
-    names = dict(targets.values())
+    names = dict(v for k, v in targets.items() if not isinstance(k, tuple))
     values: list[dict] = []
     per_section: dict[str, set] = {}
+    misses: dict[str, set] = {}
     held: set = set()
+    limited: set = set()
     student_in: dict = {}  # (SIS ID, target section) -> the student-type role carried there
     doubled = []
     for (sis, role), person in sorted(people.items(), key=lambda item: item[1]["rank"]):
-        state = options.state or person_state(person)
-        if holds_in_new(role, person, in_new):
-            held.add(sis)
-            values.append({"sis_user_id": sis, "role": role, "section": "", "state": state})
-            continue
-        target = options.section or targets.get(home(person), ("", ""))[0]
-        if person["type"] == "StudentEnrollment":
-            first = student_in.setdefault((sis, target), role)
-            if first != role:
-                doubled.append(f"{sis} ({role}; carried as {first})")
+        goes = targets_of(options, person, targets, misses, sis)
+        rows = in_new.get(person["user_id"], [])
+        for target, (group, limit) in goes.items():
+            value = {"sis_user_id": sis, "role": role, "section": target, "state": options.state or group,
+                     "limit_to_section": "true" if limit else ""}
+            if holds_in_new(role, person, held_in(target, goes, rows)):
+                held.add(sis)
+                values.append(value)
                 continue
-        values.append({"sis_user_id": sis, "role": role, "section": target, "state": state})
-        label = f"to section {names[target]!r} ({target})" if target in names else \
-            f"to section {target}" if target else "to the default section"
-        per_section.setdefault(label, set()).add(sis)
+            if person["type"] == "StudentEnrollment":
+                first = student_in.setdefault((sis, target), role)
+                if first != role:
+                    doubled.append(f"{sis} ({role}; carried as {first})")
+                    continue
+            values.append(value)
+            limited.update([sis] if limit else [])
+            label = f"to section {names[target]!r} ({target})" if target in names else \
+                f"to section {target}" if target else "to the default section"
+            per_section.setdefault(label, set()).add(sis)
     order = {key: i for i, key in enumerate(people)}  # rows in the old roster's order, as exported
     values.sort(key=lambda v: order.get((v["sis_user_id"], v["role"]), 0))
+    for name, who in sorted(misses.items()):
+        notes.append(f"no section {name!r} in course {options.new}: {len(who)} people to the default section")
+    if limited:
+        notes.append(named(f"limited to their section (as in course {options.old}): {len(limited)} people",
+                           sorted(limited)))
     if doubled:
         noun = "role" if len(doubled) == 1 else "roles"
         notes.append(named(f"not carried: {len(doubled)} second student-type {noun} (one student-type "
                            "role per section; the first --role asked is carried)", doubled))
+    several = {sis for (sis, _), p in people.items() if len({r[0] for r in memberships(p)}) > 1}
+    if several:
+        notes.append(f"in several sections of course {options.old}: {len(several)} people, carried to each")
     counts = {"people": len({sis for sis, _ in people}),
               **{label: len(who) for label, who in sorted(per_section.items())},
               "already in the new course with the role or another student-type one (left as they are)":
@@ -274,32 +337,112 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
 
 def section_targets(canvas: cc.Canvas, options: RoundOptions) -> dict:
     """{old section id: (new section as a SECTION argument, its name)} for names both courses
-    have; a name the new course has twice goes to the default section, as an unknown one."""
+    have, and {("name", old section id): its name} for those the new course lacks; a name the
+    new course has twice goes to the default section, as an unknown one."""
     new_by_name: dict = {}
     for section in canvas.sections(options.new):
         new_by_name.setdefault((section.get("name") or "").strip(), []).append(section)
-    targets = {}
+    targets: dict = {}
     for section in canvas.sections(options.old):
         same = new_by_name.get((section.get("name") or "").strip(), [])
         if len(same) == 1:
             sis = same[0].get("sis_section_id")
             targets[section.get("id")] = (f"sis_section_id:{sis}" if sis else str(same[0]["id"]),
                                           same[0].get("name"))
+        else:
+            targets[("name", section.get("id"))] = section.get("name")
     return targets
 
 
-def state_values(options: RoundOptions, people: dict, in_new: dict):
-    """Rows for set_user_state: the old course's state group for each person who holds
-    the role in both courses; the plan changes only those whose group differs. Counts are people."""
+# --- set_user_state --from: carry the old state, never over a later decision ------------------
+
+
+def when(text) -> datetime | None:
+    """A Canvas timestamp (ISO 8601, whole seconds, Z) as a datetime; None if absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
+def our_writes(path: str | None) -> dict:
+    """{enrollment id: the updated_at Canvas gave in its answer to the last write these tools
+    logged on it}, from the audit log (results record it); {} without a log."""
+    if not path or not os.path.exists(path):
+        return {}
+    last: dict = {}
+    for entry in audit.read_log(path, lambda _: None):
+        moment = when(entry.get("updated_at")) if entry.get("event") == "result" else None
+        if moment and entry.get("enrollment_id") is not None:
+            last[entry["enrollment_id"]] = max(moment, last.get(entry["enrollment_id"], moment))
+    return last
+
+
+def later_change(canvas: cc.Canvas, row: dict, decided, ours: dict) -> str | None:
+    """Why a new-course enrollment holds a later decision, or None. It does when Canvas last
+    changed it (updated_at) after the old course's state being carried was decided, after
+    these tools last wrote it (the log), and after it was made, and that change was not an
+    SIS import's (sis_import_id names an import that ran at that moment: asked once per
+    import). An SIS import is no one's decision about interrupted studies: step 4 is there
+    to put its changes right."""
+    changed = when(row.get("updated_at"))
+    if changed is None or (decided and changed <= decided) or changed == when(row.get("created_at")):
+        return None
+    if row.get("id") in ours and changed <= ours[row["id"]]:
+        return None
+    batch = row.get("sis_import_id")
+    run = canvas.sis_import(batch) if batch else None
+    start, end = (when(run.get("created_at")), when(run.get("ended_at"))) if run else (None, None)
+    if start and start <= changed and (end is None or changed <= end):
+        return None
+    return f"changed in Canvas at {row.get('updated_at')}, after the round was carried"
+
+
+def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new: dict, notes: list[str]):
+    """Rows for set_user_state, one per enrollment of the role in the new course to bring to the
+    person's state group in the old course: "inactive" always, "active" only with --reactivate;
+    never a temporary enrollment, an inactive one beside an active one of the role, or one
+    holding a later decision (later_change). Counts are people."""
+    ours = our_writes(options.log)
     values: list[dict] = []
     wanted: dict[str, set] = {"active": set(), "inactive": set()}
+    kept: dict[str, list] = {"later": [], "inactive": [], "temporary": []}
+    both = set()
     for (sis, role), person in people.items():
-        if not any(role_word(r) == role for r in in_new.get(person["user_id"], [])):
+        rows = [r for r in in_new.get(person["user_id"], []) if role_word(r) == role
+                and canvas_ids.section_matches(r, options.section)]
+        ordinary = [r for r in rows if not canvas_hints.is_temporary(r)]
+        kept["temporary"] += [f"{sis} ({canvas_hints.loan(r)})" for r in rows if r not in ordinary]
+        if not ordinary:
             continue
+        both.add(sis)
         state = person_state(person)
         wanted[state].add(sis)
-        values.append({"sis_user_id": sis, "state": state, "role": role, "section": options.section or ""})
-    both = {v["sis_user_id"] for v in values}
+        decided = max(filter(None, (when(r[2]) for r in person["rows"])), default=None)
+        active_there = any(cc.state_group(r.get("enrollment_state")) == "active" for r in ordinary)
+        for row in ordinary:
+            group = cc.state_group(row.get("enrollment_state"))
+            if group != state and state == "active" and (not options.reactivate or active_there):
+                if not active_there:
+                    kept["inactive"].append(sis)
+                continue
+            why = later_change(canvas, row, decided, ours) if group != state else None
+            if why:
+                kept["later"].append(f"{sis} (enrollment {row.get('id')}, {row.get('enrollment_state')}: {why})")
+                continue
+            section = options.section or ("" if len(ordinary) == 1 else str(row.get("course_section_id")))
+            values.append({"sis_user_id": sis, "state": state, "role": role, "section": section})
+    if kept["later"]:
+        notes.append(named(f"left as they are: {len(kept['later'])} enrollments in course {options.new} someone "
+                           "changed after the round was carried (a later decision; set_user_state COURSE SIS_ID "
+                           "STATE changes one on purpose)", kept["later"]))
+    if kept["inactive"]:
+        notes.append(named(f"left inactive: {len(kept['inactive'])} people active in course {options.old} and "
+                           f"inactive in course {options.new} (--reactivate reactivates them)",
+                           sorted(set(kept["inactive"]))))
+    if kept["temporary"]:
+        notes.append(named(f"left as they are: {len(kept['temporary'])} temporary enrollments in course "
+                           f"{options.new}", kept["temporary"]))
     counts = {"people in both courses": len(both), "active in the old course": len(wanted["active"]),
               "inactive in the old course": len(wanted["inactive"]),
               f"not in course {options.new} with the role (left out)": len({sis for sis, _ in people} - both)}

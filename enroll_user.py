@@ -54,13 +54,14 @@ class Enrollment(jobs.Request):
     section: str | None = None
     state: str = "active"
     notify: bool = False
+    limit: bool | None = None  # --limit-to-section / limit_to_section; None: not asked
 
 
 class Enroll(jobs.Operation[Enrollment]):
     name = "enroll"
     prog = "enroll_user.py"
     columns = ("course_id", "sis_user_id", "role")
-    optional = ("section", "state")
+    optional = ("section", "state", "limit_to_section")
     usage_line = "COURSE SIS_ID ROLE"
     wants_ended = True  # a POST may reopen one of them
 
@@ -80,6 +81,12 @@ class Enroll(jobs.Operation[Enrollment]):
                             help="state of a new enrollment (default: active, no invitation to accept)")
         parser.add_argument("--notify", action="store_true",
                             help="send Canvas's enrollment notification (off by default)")
+        parser.add_argument("--limit-to-section", dest="limit_to_section", action="store_const", const="true",
+                            help="the enrollment sees and interacts with its own section's users only "
+                                 "(Canvas's limit_privileges_to_course_section); for a TA, their section")
+
+    def per_user_options(self, args: argparse.Namespace) -> list[str]:
+        return [option.replace("_", "-") for option in super().per_user_options(args)]
 
     def extra_options(self, args: argparse.Namespace) -> dict[str, Any]:
         return {"notify": args.notify}
@@ -91,7 +98,7 @@ class Enroll(jobs.Operation[Enrollment]):
         return Enrollment(canvas_ids.parse_course(values["course_id"]), canvas_ids.parse_sis_id(values["sis_user_id"]),
                           line, roles.parse_role(values["role"]),
                           canvas_ids.parse_section(values["section"]) if values.get("section") else None,
-                          state, bool(options.extra.get("notify")))
+                          state, bool(options.extra.get("notify")), parse_limit(values.get("limit_to_section")))
 
     def prepare(self, canvas: cc.Canvas, course: str, requests: list[Enrollment], found: dict,
                 map: Any = map, ended: dict | None = None) -> None:
@@ -133,10 +140,19 @@ class Enroll(jobs.Operation[Enrollment]):
         deleted row when Canvas will reuse one."""
         role = roles.resolve(canvas, request.course, request.role)
         mine = [row for row in rows if canvas_ids.section_matches(row, request.section)]
-        held = [existing(canvas, request, row, rows, dry_run) for row in mine if role.holds(row)]
+        # a temporary enrollment is lent access that ends by itself: never "already enrolled"
+        held = [existing(canvas, request, row, rows, dry_run) for row in mine
+                if role.holds(row) and not canvas_hints.is_temporary(row)]
         if held:
             return held
-        twins = [row for row in mine if blocks(role, request, row)]
+        loans = [row for row in rows if role.holds(row) and canvas_hints.is_temporary(row)]
+        # Canvas's enroll_user reuses the row of the user, role and section whatever its loan and
+        # makes it an ordinary one (end and lender cleared; app/models/course.rb): without
+        # --section the POST goes to the default section, which the API does not name
+        blocked = [row for row in loans if canvas_ids.section_matches(row, request.section)]
+        if blocked:
+            return [on_loan(canvas, request, row, dry_run) for row in blocked]
+        twins = [row for row in mine if blocks(role, request, row) and not canvas_hints.is_temporary(row)]
         if twins:
             return [second_student_role(canvas, request, role, row, dry_run) for row in twins]
         other = self.student_planned(canvas, request, role)
@@ -147,11 +163,21 @@ class Enroll(jobs.Operation[Enrollment]):
                                      f"one student-type role a section, so not also as {role.label}")]
         ended = [row for row in self.ended.get(request.sis_id, [])
                  if role.holds(row) and canvas_ids.section_matches(row, request.section)]
+        # Canvas sets the limit it is sent on a row it reopens, false when none is sent: a POST
+        # that may reopen a limited row sends that limit (Course#enroll_user, app/models/course.rb)
+        limit = request.limit if request.limit is not None else \
+            (True if any(row.get("limit_privileges_to_course_section") for row in ended) else None)
+        # said before and after the POST: what the enrollment will be beside, or be like
+        lasting = "; ".join(filter(None, [
+            *(f"beside {canvas_hints.loan(row)}" for row in loans), section_note(canvas, request),
+            "invited without --notify: Canvas sends no invitation e-mail; they see the invitation "
+            "when they next log in" if request.state == "invited" and not request.notify else ""]))
+        notes = ["" if role.checked else "role not checked: Canvas checks the id", lasting]
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
                              request.state, dry_run, section=request.section, notify=request.notify,
                              role_id=role.id if role.custom else None,
                              reopens=tuple((row["id"], row.get("enrollment_state")) for row in ended),
-                             hint="" if role.checked else "role not checked: Canvas checks the id")
+                             hint="; ".join(filter(None, notes)), limited=limit, lasting=lasting)
         # without --section Canvas reuses only the row in the course's default section, which
         # its API does not name: a reopening is planned only when certain, else a creation
         # that says what Canvas may reopen instead (the real run logs what Canvas did)
@@ -161,12 +187,51 @@ class Enroll(jobs.Operation[Enrollment]):
             change = dataclasses.replace(change, action="reopened", enrollment_id=row["id"],
                                          section_id=row.get("course_section_id"),
                                          before=row.get("enrollment_state"),
+                                         limit_before=bool(row.get("limit_privileges_to_course_section")),
                                          warning=canvas_hints.sis_warning(row)
                                          if row.get("enrollment_state") != "deleted" else None)
         elif ended:
             change = dataclasses.replace(change, hint="; ".join(filter(None, (change.hint, may_reopen(ended)))))
         in_course = bool(rows or self.ended.get(request.sis_id))  # any row, in any section or state
         return [check_enrollable(canvas, change, in_course) if dry_run else change]
+
+
+def on_loan(canvas: cc.Canvas, request: Enrollment, row: dict, dry_run: bool) -> jobs.Change:
+    """The user holds the role only by a loan where the POST would go: nothing is made."""
+    where = "in this section" if request.section else \
+        "in section " + str(row.get("course_section_id")) + (
+            ", the course's only section, where a POST without --section goes" if only_section(canvas, request.course)
+            else ", which may be the course's default section, where a POST without --section goes")
+    hint = (f"holds this role only by {canvas_hints.loan(row)} {where}; Canvas would turn that loan into this "
+            "enrollment (same row, its end date cleared) instead of making one beside it, so none was made: "
+            "give --section of another section, or end the loan first")
+    return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run, hint=hint)
+
+
+def parse_limit(text: str | None) -> bool | None:
+    """A limit_to_section cell or --limit-to-section: true/yes/1/x, false/no/0, empty for not asked."""
+    word = (text or "").strip().lower()
+    if not word:
+        return None
+    if word in ("true", "yes", "1", "x", "y"):
+        return True
+    if word in ("false", "no", "0", "n"):
+        return False
+    raise ValueError(f"limit_to_section {text!r}: use true or false (or leave it empty)")
+
+
+def section_note(canvas: cc.Canvas, request: Enrollment) -> str:
+    """For a POST into a section ended by its own dates: the enrollment will be read-only. The
+    section as --from's sections list showed it, else GET .../sections/:id once a run."""
+    if not request.section:
+        return ""
+    section = canvas.listed_section(request.course, request.section)
+    if section is None:
+        try:
+            section = canvas.section(request.course, request.section)
+        except cc.CanvasError:
+            return ""  # the POST, or the dry run's check, says what is wrong with it
+    return canvas_hints.section_ended(section)
 
 
 def may_reopen(ended: list[dict]) -> str:
@@ -254,7 +319,7 @@ def check_enrollable(canvas: cc.Canvas, change: jobs.Change, in_course: bool) ->
         known = ask(canvas.user_exists, unchecked, "that the user exists",
                     canvas_ids.sis_ref("sis_user_id", change.sis_user_id))
         if known is False:
-            raise cc.no_such_user(change.sis_user_id)
+            raise canvas_hints.unknown_user(canvas, change.sis_user_id)
     if unchecked:
         note = "not checked, the developer key's scopes leave it out: " + "; ".join(unchecked)
         change = dataclasses.replace(change, hint="; ".join(h for h in (change.hint, note) if h))

@@ -49,6 +49,7 @@ class StateChange(jobs.Request):
     state: str = ""
     role: str | None = None
     section: str | None = None
+    temporary: bool = False  # --include-temporary: reactivate temporary enrollments too
 
 
 class SetState(jobs.Operation[StateChange]):
@@ -71,6 +72,15 @@ class SetState(jobs.Operation[StateChange]):
                                  "the role to carry (repeatable; default: student)")
         parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
                             help="only change enrollments in this section (id or sis_section_id:XYZ)")
+        parser.add_argument("--include-temporary", action="store_true",
+                            help="with active: reactivate temporary enrollments (lent access) too; "
+                                 "without it they are left as they are, and named")
+        parser.add_argument("--reactivate", action="store_true",
+                            help="with --from: also reactivate in COURSE whoever is active in the old "
+                                 "course (by default only 'inactive' is carried)")
+
+    def extra_options(self, args: Any) -> dict[str, Any]:
+        return {"include_temporary": True} if args.include_temporary else {}
 
     def request(self, values: dict, options: jobs.Options, line: int = 0) -> StateChange:
         state = values["state"].lower()
@@ -78,7 +88,8 @@ class SetState(jobs.Operation[StateChange]):
             raise ValueError(f"unknown state {values['state']!r}: use inactive or active")
         return StateChange(canvas_ids.parse_course(values["course_id"]), canvas_ids.parse_sis_id(values["sis_user_id"]),
                            line, state, roles.parse_role(values["role"]) if values.get("role") else None,
-                           canvas_ids.parse_section(values["section"]) if values.get("section") else None)
+                           canvas_ids.parse_section(values["section"]) if values.get("section") else None,
+                           bool(options.extra.get("include_temporary")))
 
     def plan(self, canvas: cc.Canvas, request: StateChange, rows: list[dict], dry_run: bool) -> list[jobs.Change]:
         """One Change per selected enrollment: what must change to reach the state.
@@ -99,13 +110,26 @@ class SetState(jobs.Operation[StateChange]):
             return [self.reactivation(request, row, rows, selected, dry_run) for row in selected]
         return [plan_row(request, row, dry_run) for row in selected]
 
+    def reactivation(self, request: StateChange, row: dict, rows: list[dict], selected: list[dict],
+                     dry_run: bool) -> jobs.Change:
+        """A temporary enrollment is reactivated only when asked (--include-temporary), and said."""
+        if not canvas_hints.is_temporary(row) or cc.state_group(row.get("enrollment_state")) == "active":
+            return self.ordinary_reactivation(request, row, rows, selected, dry_run)
+        if not request.temporary:
+            return jobs.Change.of_row(request, row, "unchanged", dry_run=dry_run,
+                                      hint=f"left as it is: {canvas_hints.loan(row)}, lent access that ends by "
+                                           "itself; --include-temporary reactivates it")
+        change = self.ordinary_reactivation(request, row, rows, selected, dry_run)
+        return dataclasses.replace(change, hint="; ".join(filter(None, (
+            change.hint, f"{canvas_hints.loan(row)}, reactivated as asked (--include-temporary)"))))
+
     def prepare(self, canvas: cc.Canvas, course: str, requests: list[StateChange], found: dict,
                 map: Any = map, ended: dict | None = None) -> None:
         """A new block: no student-type reactivation planned yet."""
         self.students = {}
 
-    def reactivation(self, request: StateChange, row: dict, rows: list[dict], selected: list[dict],
-                     dry_run: bool) -> jobs.Change:
+    def ordinary_reactivation(self, request: StateChange, row: dict, rows: list[dict], selected: list[dict],
+                              dry_run: bool) -> jobs.Change:
         """Reactivate an inactive row unless that makes the user a student twice in its section:
         beside an active student-type enrollment, beside another one this row also selects
         (which one is the admin's choice), or one an earlier row of the block reactivates."""
@@ -210,7 +234,7 @@ def explain_absence(canvas: cc.Canvas, request: StateChange) -> cc.CanvasError:
             "Canvas cannot reactivate or deactivate it: enroll the user again with "
             f"{canvas_commands.command('enroll_user.py')}")
     if not canvas.user_exists(canvas_ids.sis_ref("sis_user_id", sis_id)):
-        return cc.no_such_user(sis_id)
+        return canvas_hints.unknown_user(canvas, sis_id)
     if request.section:
         try:
             canvas.section(course, request.section)

@@ -53,10 +53,19 @@ class Change:
     # an undo's enrollment found elsewhere than the log says: the SIS ID and course logged
     logged_sis_user_id: str | None = dataclasses.field(default=None, compare=False)
     logged_course_id: str | None = dataclasses.field(default=None, compare=False)
+    # limit_privileges_to_course_section: the row's, or what a POST sends (None: not sent)
+    limited: bool | None = dataclasses.field(default=None, compare=False)
+    limit_before: bool | None = dataclasses.field(default=None, compare=False)  # a reopened row's, before
+    restore_limit: bool | None = dataclasses.field(default=None, compare=False)  # undo: put this limit back
+    temporary: bool = dataclasses.field(default=False, compare=False)  # a temporary enrollment (lent access)
+    updated_at: str | None = dataclasses.field(default=None, compare=False)  # Canvas's, after the write
+    lasting: str = dataclasses.field(default="", compare=False)  # what the hint keeps once a POST is made
 
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
         custom = row.get("role") not in (None, row.get("type"))
+        extra.setdefault("limited", bool(row.get("limit_privileges_to_course_section")))
+        extra.setdefault("temporary", canvas_hints.is_temporary(row))
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
                    row.get("enrollment_state"), after or row.get("enrollment_state"),
@@ -71,7 +80,8 @@ class Change:
 
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("section", "notify", "section_name", "hint", "reopens")}
+                if f.name not in ("section", "notify", "section_name", "hint", "reopens", "limited",
+                                  "limit_before", "restore_limit", "temporary", "updated_at", "lasting")}
         for optional in ("error", "role_id", "warning", "same_as", "logged_sis_user_id",
                          "logged_course_id"):  # only when they say something
             if data[optional] is None:
@@ -80,6 +90,10 @@ class Change:
             data["section"] = self.section or "default"
         if self.hint:  # what the text says beside the change (a condition, an end date, a command)
             data["hint"] = self.hint
+        if self.limited:
+            data["limited_to_section"] = True
+        if self.temporary:
+            data["temporary"] = True
         return data
 
     def intent_fields(self) -> dict:
@@ -87,19 +101,24 @@ class Change:
         fields = self.as_dict()
         del fields["dry_run"]
         fields.pop("hint", None)  # the plan's words; the result records what Canvas did
-        return {**fields, "section": self.section, "reopens": [list(r) for r in self.reopens]}
+        limits = {"limit": self.limited, "limit_before": self.limit_before, "restore_limit": self.restore_limit}
+        return {**fields, "section": self.section, "reopens": [list(r) for r in self.reopens],
+                **{k: v for k, v in limits.items() if v is not None}}
 
     def result_fields(self) -> dict:
         """After the write: what Canvas did (a POST may have reopened a row: action and before)."""
         return {"action": self.action, "enrollment_id": self.enrollment_id,
                 "section_id": self.section_id, "before": self.before, "after": self.after,
-                **({"error": self.error} if self.error else {})}
+                **({"error": self.error} if self.error else {}),
+                # Canvas's time of this write: a later change by someone else is a later decision
+                **({"updated_at": self.updated_at} if self.updated_at else {})}
 
     def describe(self) -> str:
         person = f"{self.logged_sis_user_id} (now {self.sis_user_id})" if self.logged_sis_user_id \
             else self.sis_user_id
         who = f"{person} in course {self.course_id}"
-        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
+        kind = (", limited to its section" if self.limited else "") + (", temporary" if self.temporary else "")
+        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id}{kind})"
         if self.action == "failed":
             text = f"{who}: failed: {self.error}"
         elif self.same_as:
@@ -112,7 +131,8 @@ class Change:
             where = "the course's default section" if not self.section else \
                 f"section {self.section_id or self.section}" + \
                 (f" ({self.section_name})" if self.section_name else "")  # as given when it could not be read
-            text = f"would enroll {who} as {self.role} ({self.after}) in {where}"
+            text = f"would enroll {who} as {self.role} ({self.after}) in {where}" + \
+                (", limited to its section" if self.limited else "")
         elif self.action == "created":
             text = f"enrolled {who}: {what} {self.after}"
         elif self.action == "reopened":
@@ -210,6 +230,8 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
     """Make one change in Canvas; return it with what Canvas made."""
     if change.action in ("created", "reopened"):
         return posted(change, create(canvas, change))
+    if change.restore_limit is not None:
+        restore_limit(canvas, change)
     calls = {"deactivated": canvas.deactivate, "reactivated": canvas.reactivate,
              "deleted": canvas.delete, "concluded": canvas.conclude}
     assert change.enrollment_id is not None  # planned from an enrollment: only a creation has none
@@ -218,7 +240,16 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
         raise cc.CanvasBadResponse(
             f"Canvas answered that enrollment {change.enrollment_id} is "
             f"{body.get('enrollment_state')!r}, not {change.after!r}")
-    return dataclasses.replace(change, after=body.get("enrollment_state"))
+    return dataclasses.replace(change, after=body.get("enrollment_state"), updated_at=body.get("updated_at"))
+
+
+def restore_limit(canvas: cc.Canvas, change: Change) -> None:
+    """Put back the section limit a reopening changed, before the row is concluded again:
+    the same POST (role, section, its state now) with the old limit, which Canvas applies to
+    the row it finds, changing nothing else of an active row (Course#enroll_user, app/models/course.rb)."""
+    assert change.role is not None and change.before is not None
+    canvas.enroll(change.course_id, change.sis_user_id, None if change.role_id else change.role, change.before,
+                  str(change.section_id), False, change.role_id, limit=change.restore_limit)
 
 
 def posted(change: Change, row: dict) -> Change:
@@ -229,7 +260,9 @@ def posted(change: Change, row: dict) -> Change:
     return dataclasses.replace(change, action="reopened" if before else "created", before=before,
                                enrollment_id=row.get("id"), role=row.get("role") or change.role,
                                section_id=row.get("course_section_id"), after=row.get("enrollment_state"),
-                               hint="", warning=canvas_hints.sis_warning(row))
+                               hint=change.lasting, warning=canvas_hints.sis_warning(row),
+                               updated_at=row.get("updated_at"), temporary=False,
+                               limited=bool(row.get("limit_privileges_to_course_section")))
 
 
 def create(canvas: cc.Canvas, change: Change) -> dict:
@@ -239,11 +272,11 @@ def create(canvas: cc.Canvas, change: Change) -> dict:
         # a custom role goes by role_id alone: Canvas takes its base type as the type
         return canvas.enroll(change.course_id, change.sis_user_id,
                              None if change.role_id else change.role, change.after,
-                             change.section, change.notify, change.role_id)
+                             change.section, change.notify, change.role_id, limit=change.limited)
     except cc.CanvasNotFound:
         if change.section and canvas.user_exists(canvas_ids.sis_ref("sis_user_id", change.sis_user_id)):
             raise canvas_hints.section_elsewhere(canvas, change.course_id, change.section) from None
-        raise cc.no_such_user(change.sis_user_id) from None
+        raise canvas_hints.unknown_user(canvas, change.sis_user_id) from None
     except cc.CanvasBadRequest as exc:
         if "concluded course" in str(exc):
             raise cc.CanvasBadRequest(f"{exc}{canvas_hints.concluded_why(canvas, change.course_id)}") from None

@@ -189,8 +189,8 @@ def round_options(operation: Declared, parser: Parser, args: argparse.Namespace)
     """--from's options, checked; None without --from. Usage errors as parser.error."""
     roles = getattr(args, "roles", None)
     if args.from_course is None:
-        if args.include_concluded or args.export:
-            parser.error("--include-concluded and --export go with --from OLD_COURSE")
+        if args.include_concluded or args.export or getattr(args, "reactivate", False):
+            parser.error("--include-concluded, --export and --reactivate go with --from OLD_COURSE")
         if roles and "role" not in operation.optional:
             parser.error("--role goes with --from OLD_COURSE; for one user, ROLE is an argument")
         if roles and len(roles) > 1:
@@ -207,7 +207,7 @@ def round_options(operation: Declared, parser: Parser, args: argparse.Namespace)
             parser.error(problem)
     return rounds.RoundOptions(args.from_course, args.course, tuple(roles or ("StudentEnrollment",)),
                                args.include_concluded, args.section, getattr(args, "state", None),
-                               args.export)
+                               args.export, getattr(args, "reactivate", False), args.log or DEFAULT_LOG)
 
 
 def parse_options(operation: Declared, parser: Parser, argv: Sequence[str]) -> Options:

@@ -34,6 +34,7 @@ class UndoRequest(Request):
     after: str | None = None  # after its last
     role: str | None = None
     section_id: int | None = None
+    limit_before: bool | None = None  # a reopened row's section limit before the job's POST
 
 
 class Undo(Operation[UndoRequest]):
@@ -101,7 +102,7 @@ class Undo(Operation[UndoRequest]):
             raise ValueError(f"cannot undo {values.get('first_action')!r}")
         return UndoRequest(values["course_id"], values["sis_user_id"], line,
                            values["enrollment_id"], values["first_action"], values["before"],
-                           values["after"], values.get("role"), values.get("section_id"))
+                           values["after"], values.get("role"), values.get("section_id"), values.get("limit_before"))
 
     wants_ended = True  # a row put back to concluded or deleted is seen as it is, not as gone
 
@@ -193,7 +194,8 @@ class Undo(Operation[UndoRequest]):
                     f"makes it {target} again")
         return [where_now(request, row, Change.of_row(
             request, row, action, dry_run=dry_run, after="active" if action == "reactivated" else target,
-            hint=hint, warning=canvas_hints.sis_warning(row)), request.enrollment_id in self.by_id)]
+            hint=hint, warning=canvas_hints.sis_warning(row),
+            restore_limit=limit_to_restore(request, row, action)), request.enrollment_id in self.by_id)]
 
 
 def where_now(request: UndoRequest, row: dict, change: Change, by_id: bool) -> Change:
@@ -261,3 +263,13 @@ def job_line(job: dict, ids: set[str]) -> str:
     if job["status"] != "finished":
         notes.append(f"{job['status'] or 'cut short'}: the same command finishes it")
     return f"{job['job']}  {job['time']}  {count}  {job['command']}" + (f"  ({'; '.join(notes)})" if notes else "")
+
+
+def limit_to_restore(request: UndoRequest, row: dict, action: str) -> bool | None:
+    """The section limit to put back before concluding a row the job reopened, when the reopening
+    changed it (Canvas sets a reused row's limit to what the POST sent: app/models/course.rb
+    Course#enroll_user); None when it is as it was, or the row goes back to deleted."""
+    now = bool(row.get("limit_privileges_to_course_section"))
+    if request.first_action != "reopened" or action != "concluded" or request.limit_before in (None, now):
+        return None
+    return request.limit_before

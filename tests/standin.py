@@ -65,8 +65,14 @@ UNAUTHORIZED = {"status": "unauthorized",
                 "errors": [{"message": "user not authorized to perform that action"}]}
 
 
+# seconds added to the real clock: a test moves time on between an admin's steps, as
+# updated_at is whole seconds (lib/api/v1/user.rb enrollment_json, xmlschema)
+CLOCK = {"offset": 0.0}
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.fromtimestamp(time.time() + CLOCK["offset"], timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclasses.dataclass
@@ -75,6 +81,11 @@ class User:
     name: str
     sis_user_id: str | None  # the SIS ID Canvas shows: app/models/sis_pseudonym.rb picks one login
     other_logins: tuple = ()  # more SIS IDs of the same person (a merge, a changed SIS ID)
+    login_id: str | None = None  # the login's unique_id (often an e-mail); default S1@example.edu
+
+    @property
+    def login(self):
+        return self.login_id or f"{self.sis_user_id}@example.edu"
 
     @property
     def sis_ids(self):
@@ -160,8 +171,11 @@ class Enrollment:
     role_id: int = 0
     sis_import_id: int | None = None  # set when an SIS import made or last changed it
     end_at: str | None = None  # its own end date (ISO 8601), independent of its state
-    # a teacher or TA who sees only their own section's people (app/models/enrollment.rb)
-    limit_privileges_to_course_section: bool = False
+    limit: bool = False  # limit_privileges_to_course_section
+    # a temporary enrollment (app/models/enrollment.rb temporary_enrollment?): the provider whose
+    # access is lent, and the pairing that ends it on end_at (app/models/enrollment_state.rb)
+    temporary_source: int | None = None
+    temporary_pairing: int | None = None
     created_at: str = dataclasses.field(default_factory=now_iso)
     updated_at: str = dataclasses.field(default_factory=now_iso)
 
@@ -243,6 +257,39 @@ class Store:
         self.role_ids = itertools.count(100)
         self.roles: dict[int, Role] = {i: Role(i, LABELS[t], t, None, "built_in")
                                        for t, i in ROLE_IDS.items()}
+        self.sis_batches: dict[int, dict] = {}  # SIS imports: id -> created_at, ended_at
+        self.batch_ids = itertools.count(500)
+        # the root account's temporary_enrollments feature: the enrollment JSON shows the
+        # temporary fields only when it is on (lib/api/v1/user.rb API_ENROLLMENT_JSON_OPTS)
+        self.temporary_feature = True
+        CLOCK["offset"] = 0.0
+
+    def advance(self, seconds: float):
+        """Time passes (between an admin's steps): later saves get a later updated_at."""
+        CLOCK["offset"] += seconds
+
+    def lend(self, provider, recipient, course, type="TeacherEnrollment", section=None,
+             end_at=None, state="active") -> Enrollment:
+        """A temporary enrollment: provider's access lent to recipient until end_at
+        (app/models/enrollment.rb temporary_enrollment_source_user_id, temporary_enrollment_pairing_id)."""
+        with self.lock:
+            e = self.enroll(recipient, course, type=type, state=state, section=section, end_at=end_at)
+            e.temporary_source, e.temporary_pairing = provider.id, next(self.ids)
+            return e
+
+    def sis_import(self, states: list) -> int:
+        """An SIS import setting each (enrollment, state): lib/sis/enrollment_importer.rb saves a
+        row only when it changed (updated_at moves, sis_batch_id set); an unchanged one gets the
+        batch id by update_all, which leaves updated_at as it was."""
+        with self.lock:
+            batch = next(self.batch_ids)
+            self.sis_batches[batch] = {"id": batch, "created_at": now_iso(), "workflow_state": "importing"}
+            for e, state in states:
+                if e.workflow_state != state:
+                    self.set_state(e, state)
+                e.sis_import_id = batch
+            self.sis_batches[batch].update(ended_at=now_iso(), workflow_state="imported")
+            return batch
 
     def add_account(self, name, parent=None) -> Account:
         with self.lock:
@@ -330,6 +377,8 @@ class Store:
             if role is not None:
                 type = role.base_role_type
             role = role or self.roles[ROLE_IDS[type]]
+            extra.setdefault("created_at", now_iso())
+            extra.setdefault("updated_at", extra["created_at"])
             enrollment = Enrollment(next(self.ids), user.id, course.id, section_id, type,
                                     role.label if role.workflow_state != "built_in" else type,
                                     state, observing.id if observing else None, role.id, **extra)
@@ -349,7 +398,8 @@ class Store:
         """Change a state as Canvas saves it: linked observer enrollments follow a
         student's (app/models/enrollment.rb, update_linked_enrollments; deleted
         observer enrollments are not brought back)."""
-        e.workflow_state, e.updated_at = state, now_iso()
+        if e.workflow_state != state:  # a save that changes nothing leaves updated_at
+            e.workflow_state, e.updated_at = state, now_iso()
         if e.type != "StudentEnrollment":
             return
         for other in self.enrollments.values():
@@ -386,6 +436,9 @@ class Store:
             return None
         if name == column == "sis_user_id":  # any of the user's logins
             return next((u for u in collection.values() if value in u.sis_ids), None)
+        if name == "sis_login_id" and column == "sis_user_id":
+            # lib/api.rb: users by LOWER(pseudonyms.unique_id)
+            return next((u for u in collection.values() if u.login.lower() == value.lower()), None)
         return next((obj for obj in collection.values()
                      if name == column and getattr(obj, column, None) == value), None)
 
@@ -450,6 +503,7 @@ class StandinCanvas:
         self.latency, self.bucket, self.throttle_status = (0.0, 0.0), None, 429
         self.throttled, self.loose_search = 0, False
         self.default_per_page, self.max_per_page = 10, 100
+        CLOCK["offset"] = 0.0
 
     def fault(self, fault: Fault) -> Fault:
         self.faults.append(fault)
@@ -656,6 +710,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.with_token(auth, lambda kind: self.list_roles(seg[3], kind))
         if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 6 and seg[4] == "enrollments" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_enrollment(seg[3], seg[5], kind))
+        if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 6 and seg[4] == "sis_imports" and method == "GET":
+            return self.with_token(auth, lambda kind: self.show_sis_import(seg[3], seg[5], kind))
         if seg[:3] == ["api", "v1", "sections"] and len(seg) == 4 and method == "GET":
             return self.with_token(auth, lambda kind: self.show_section(None, seg[3]))
         if seg[:3] != ["api", "v1", "courses"] or len(seg) < 4:
@@ -772,12 +828,27 @@ class Handler(BaseHTTPRequestHandler):
                                     for s in sections])
 
     def show_user(self, ident, kind):
+        """GET /api/v1/users/:id (sis_user_id:, sis_login_id: as lib/api.rb finds them); an
+        admin sees the SIS ID and login ID (lib/api/v1/user.rb user_json)."""
         if kind == "student":
             return 403, UNAUTHORIZED, {}
         user = self.canvas.store.find(self.canvas.store.users, ident, "sis_user_id")
         if user is None:
             return 404, NOT_FOUND, {}
-        return 200, {"id": user.id, "name": user.name, "sortable_name": user.sortable_name}, {}
+        body = {"id": user.id, "name": user.name, "sortable_name": user.sortable_name}
+        if kind in ADMINS:
+            body.update(sis_user_id=user.sis_user_id, login_id=user.login)
+        return 200, body, {}
+
+    def show_sis_import(self, account, ident, kind):
+        """GET /api/v1/accounts/:account_id/sis_imports/:id (app/controllers/sis_imports_api_controller.rb,
+        root account, 'self' too; manage_sis): the SisImport's created_at and ended_at."""
+        batch = self.canvas.store.sis_batches.get(int(ident)) if ident.isdigit() else None
+        if account not in ("self", "1") or batch is None:
+            return 404, NOT_FOUND, {}
+        if kind != "admin":
+            return 403, UNAUTHORIZED, {}
+        return 200, dict(batch), {}
 
     def show_enrollment(self, account_ident, ident, kind):
         """GET /api/v1/accounts/:account_id/enrollments/:id (app/controllers/enrollments_api_controller.rb
@@ -917,10 +988,12 @@ class Handler(BaseHTTPRequestHandler):
                 "created_at": e.created_at, "updated_at": e.updated_at,
                 "associated_user_id": e.associated_user_id, "start_at": None, "end_at": e.end_at,
                 "course_section_id": e.course_section_id, "root_account_id": 1,
-                "limit_privileges_to_course_section": e.limit_privileges_to_course_section,
-                "enrollment_state": e.workflow_state,
+                "limit_privileges_to_course_section": e.limit, "enrollment_state": e.workflow_state,
                 "role": e.role, "role_id": e.role_id,
                 "html_url": f"{self.canvas.url}/courses/{course.id}/users/{user.id}"}
+        if store.temporary_feature:  # lib/api/v1/user.rb: only with the temporary_enrollments feature
+            body.update(temporary_enrollment_source_user_id=e.temporary_source,
+                        temporary_enrollment_pairing_id=e.temporary_pairing)
         if e.type == "StudentEnrollment":
             body["grades"] = {"html_url": f"{self.canvas.url}/courses/{course.id}/grades/{user.id}",
                               "current_score": None, "final_score": None}
@@ -991,18 +1064,22 @@ class Handler(BaseHTTPRequestHandler):
         same = next((e for e in store.enrollments.values()
                      if (e.user_id, e.course_id, e.type, e.role_id, e.course_section_id)
                      == (user.id, course.id, type_, role.id, section.id)), None)
+        # enrollments_api_controller.rb create: the limit as sent, else Course#enroll_user's "|| false"
+        limit = as_boolean(params.get("limit_privileges_to_course_section"))
         if same and same.workflow_state != "active":
             if same.workflow_state == "deleted":
                 same.sis_import_id = None  # enroll_user clears sis_batch_id of a deleted row
-            same.end_at = None  # start_at/end_at are set to what was asked: none
             store.set_state(same, state)
         elif same is None:
             same = store.enroll(user, course, state=state, section=section,
                                 role=role if role.workflow_state != "built_in" else None, type=type_)
-        # Course#enroll_user (app/models/course.rb) takes the limit as asked, false when not sent
-        # (the controller's create passes the key through), and sets it on the row it returns:
-        # a reused one too, an active one included
-        same.limit_privileges_to_course_section = as_boolean(params.get("limit_privileges_to_course_section"))
+        # Course#enroll_user applies to the row it found, in any state, active too: the limit
+        # sent, start_at/end_at as asked (none), and no temporary source or pairing unless
+        # sent: a temporary row of this user, role and section becomes an ordinary one
+        before = (same.limit, same.end_at, same.temporary_source, same.temporary_pairing)
+        same.limit, same.end_at, same.temporary_source, same.temporary_pairing = limit, None, None, None
+        if before != (limit, None, None, None):
+            same.updated_at = now_iso()
         return 200, self.enrollment_json(same, kind), {}
 
     def lookup(self, course, ident):
@@ -1102,7 +1179,7 @@ def seed_previous_round(store: Store) -> Course:
             store.enroll(people[sis], old, state=state, section=section)
     store.enroll(people["S2004"], old, state="completed", section=lab_b)  # concluded
     store.enroll(store.user_by_sis("S1002"), old, section=lecture)  # already in the new round by then
-    store.enroll(people["T3001"], old, "TaEnrollment", section=lab_a, limit_privileges_to_course_section=True)
+    store.enroll(people["T3001"], old, "TaEnrollment", section=lab_a, limit=True)
     store.enroll(people["T3002"], old, "TeacherEnrollment", section=lecture)
     return old
 

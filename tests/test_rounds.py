@@ -86,7 +86,7 @@ def test_json_dry_run_and_export_then_csv_runs_the_same_plan(canvas, run, tmp_pa
     assert planned[("S0003", "StudentEnrollment")]["after"] == "inactive"
     with open(tmp_path / "plan.csv", encoding="utf-8-sig", newline="") as f:
         exported = list(csv.DictReader(f))
-    assert list(exported[0]) == ["course_id", "sis_user_id", "role", "section", "state"]
+    assert list(exported[0]) == ["course_id", "sis_user_id", "role", "section", "state", "limit_to_section"]
     assert {(e["sis_user_id"], e["role"]) for e in exported} == \
         {(s, "student") for s in carried(rnd.people)} | {("T0001", "ta")}
     # the row numbers of the plan are the lines of the file
@@ -182,10 +182,14 @@ def test_set_state_direction_after_a_feed_made_everyone_active(canvas, run, tmp_
     assert {s for s, e in got.items() if e.workflow_state == "inactive"} == inactive
     assert len(canvas.writes()) == len(inactive) and len(canvas.requests) - len(inactive) <= 8
     assert f"{len(carried(rnd.people))} people in both courses" in r.err
-    # the other way round: someone reactivated in the old round would be reactivated in the new
+    # the other way round only when asked: someone reactivated in the old round
     reactivated = next(e for e in canvas.store.enrollments_of("S0003") if e.course_id == rnd.old.id)
-    reactivated.workflow_state = "active"
-    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--json")
+    canvas.store.advance(60)
+    canvas.store.set_state(reactivated, "active")
+    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--json", "--log", log)
+    assert r.code == 0 and not [o for o in r.json() if o["action"] != "unchanged"]
+    assert "left inactive: 1 people active in course" in r.err and "--reactivate reactivates them" in r.err
+    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--json", "--log", log, "--reactivate")
     assert r.code == 0 and [(o["sis_user_id"], o["action"]) for o in r.json() if o["action"] != "unchanged"] \
         == [("S0003", "reactivated")]
     r = run(set_user_state, "--undo", log)
@@ -388,7 +392,8 @@ def test_one_enrollment_per_person_and_role_in_the_section_of_the_active_one(can
     got = [(e.course_section_id, e.workflow_state) for e in store.enrollments_of("I-X", new)]
     assert got == [(new_b.id, "active")]
     assert [e.role for e in store.enrollments_of("I-Y", new)] == ["StudentEnrollment"]
-    assert "in several sections of course sis_course_id:OLD-X: 1 people" in r.err and "I-X" in r.err
+    assert "not carried: 1 inactive enrollments beside an active one of the same role" in r.err
+    assert f"I-X (student, section {old_a.id})" in r.err
     assert "not carried: 1 second student-type role " in r.err and "I-Y (Auditor; carried as student)" in r.err
     assert "2 people, 1 to section 'Lab A' (sis_section_id:NA), 1 to section 'Lab B' (sis_section_id:NB)" in r.err
 

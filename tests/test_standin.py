@@ -165,5 +165,5 @@ def test_the_demo_data_holds_the_previous_round(canvas):
     assert store.states_of("S2003", old) == ["inactive", "inactive"]
     assert store.states_of("S2004", old) == ["completed"]
     (ta,) = store.enrollments_of("T3001", old)
-    assert ta.type == "TaEnrollment" and ta.limit_privileges_to_course_section
+    assert ta.type == "TaEnrollment" and ta.limit
     assert not store.enrollments_of("S2001", new)

@@ -65,7 +65,7 @@ def test_a_sis_id_starting_with_a_dash_gets_a_hint(canvas, course):
 
 def test_help_names_the_csv_columns():
     r = run_script("enroll_user.py", "--help")
-    assert "course_id, sis_user_id, role [, section, state]" in " ".join(r.out.split())
+    assert "course_id, sis_user_id, role [, section, state, limit_to_section]" in " ".join(r.out.split())
 
 
 def test_the_standin_can_be_served_by_hand():
