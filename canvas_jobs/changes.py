@@ -43,7 +43,10 @@ class Change:
     error: str | None = None
     section: str | None = dataclasses.field(default=None, compare=False)  # as asked, for a POST
     notify: bool = dataclasses.field(default=False, compare=False)
-    section_name: str | None = dataclasses.field(default=None, compare=False)  # for the text
+    # names beside the ids, as Canvas's answers showed them (None: no answer of this run did)
+    section_name: str | None = dataclasses.field(default=None, compare=False)
+    user_name: str | None = dataclasses.field(default=None, compare=False)
+    course_name: str | None = dataclasses.field(default=None, compare=False)  # course code, else name
     hint: str = dataclasses.field(default="", compare=False)
     role_id: int | None = dataclasses.field(default=None, compare=False)  # a custom role's
     # concluded or deleted rows of this user, role and section a POST would reopen: ((id, state), ...)
@@ -54,10 +57,11 @@ class Change:
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
         custom = row.get("role") not in (None, row.get("type"))
+        user = row.get("user") if isinstance(row.get("user"), dict) else {}
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
                    row.get("enrollment_state"), after or row.get("enrollment_state"),
-                   role_id=row.get("role_id") if custom else None, **extra)
+                   role_id=row.get("role_id") if custom else None, user_name=user.get("name"), **extra)
 
     def not_done(self) -> Change:
         """This change as not made: Canvas refused it or never received it (for the log)."""
@@ -68,8 +72,9 @@ class Change:
 
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("section", "notify", "section_name", "hint", "reopens")}
-        for optional in ("error", "role_id", "warning", "same_as"):  # only when they say something
+                if f.name not in ("section", "notify", "hint", "reopens")}
+        for optional in ("error", "role_id", "warning", "same_as",  # only when they say something
+                         "user_name", "course_name", "section_name"):
             if data[optional] is None:
                 del data[optional]
         if self.action in ("created", "reopened"):  # the section as asked: where the POST goes
@@ -86,14 +91,22 @@ class Change:
         return {**fields, "section": self.section, "reopens": [list(r) for r in self.reopens]}
 
     def result_fields(self) -> dict:
-        """After the write: what Canvas did (a POST may have reopened a row: action and before)."""
+        """After the write: what Canvas did (a POST may have reopened a row: action and before),
+        and the section's name when this run knows it (a POST's section is known only now)."""
         return {"action": self.action, "enrollment_id": self.enrollment_id,
                 "section_id": self.section_id, "before": self.before, "after": self.after,
+                **({"section_name": self.section_name} if self.section_name else {}),
                 **({"error": self.error} if self.error else {})}
 
+    def person(self) -> str:
+        """'Ada Lovelace (S1001)'; the SIS ID alone when no answer of this run showed the name."""
+        return f"{self.user_name} ({self.sis_user_id})" if self.user_name else self.sis_user_id
+
     def describe(self) -> str:
-        who = f"{self.sis_user_id} in course {self.course_id}"
-        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id})"
+        """One line for the admin: who (name and SIS ID), where (course and section, ids
+        with their names when known), what happened or would happen."""
+        who = f"{self.person()} in course {self.course_id}{quoted(self.course_name)}"
+        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id}{quoted(self.section_name)})"
         if self.action == "failed":
             text = f"{who}: failed: {self.error}"
         elif self.same_as:
@@ -103,9 +116,9 @@ class Change:
         elif self.action == "unchanged":
             text = f"{who}: {what} is already {self.before}; nothing to do"
         elif self.action == "created" and self.dry_run:
+            # the section as given when it could not be read
             where = "the course's default section" if not self.section else \
-                f"section {self.section_id or self.section}" + \
-                (f" ({self.section_name})" if self.section_name else "")  # as given when it could not be read
+                f"section {self.section_id or self.section}{quoted(self.section_name)}"
             text = f"would enroll {who} as {self.role} ({self.after}) in {where}"
         elif self.action == "created":
             text = f"enrolled {who}: {what} {self.after}"
@@ -117,6 +130,11 @@ class Change:
             text = f"{who}: {what} {verb}: {self.before} -> {self.after}"
         return text + (f"; {self.hint}" if self.hint else "") + \
             (f"; warning: {self.warning}" if self.warning else "")
+
+
+def quoted(name: str | None) -> str:
+    """' "Lab A"': a name beside its id in a line, or '' when unknown."""
+    return f' "{name}"' if name else ""
 
 
 RequestT = TypeVar("RequestT", bound=Request)
