@@ -34,8 +34,9 @@ class Report:
     """Results on stdout (text or JSON lines) in the order of the rows, whatever order the
     writes finish in; progress, failures and the summary on stderr.
 
-    A batch's text shows changes and failures, each line with its row (the CSV's line);
-    unchanged rows are counted, and listed with -v; --json lists every row."""
+    A batch's text shows changes, failures and unchanged rows with a note (a hint or a
+    warning), each line with its row (the CSV's line); the other unchanged rows are counted,
+    and listed with -v; --json lists every row."""
 
     def __init__(self, options: Options, batch: bool):
         self.options, self.batch = options, batch
@@ -44,9 +45,8 @@ class Report:
         # for the log's end record (created, changed, unchanged, failed); the summary splits changed
         self.counts = {"created": 0, "changed": 0, "unchanged": 0, "failed": 0}
         self.kinds: Counter[str] = Counter()  # by action: created, reopened, deactivated, ...
-        self.hidden = 0  # unchanged rows not listed; of them, with a note (a hint or a warning):
-        self.hidden_notes = 0
-        self.failures: list[str] = []
+        self.hidden = 0  # unchanged rows without a note (a hint or a warning): not listed
+        self.failures: list[tuple[int, str]] = []  # (line, text): listed in file order
         self.notes: list[str] = []  # what the source of rows has to say (--from), after the summary
         self.progress = batch and sys.stderr.isatty()
         # rows in file order -> changes still to come (None: not planned yet; 0: complete)
@@ -77,7 +77,7 @@ class Report:
             if not self.batch:
                 self.warn(f"{self.options.prog}: error: {change.error}")
             elif len(self.failures) < MAX_LISTED:  # memory stays flat on huge files
-                self.failures.append(f"  line {line} ({change.person()}): {change.error}")
+                self.failures.append((line, f"  line {line}: {change.person()}: {change.error}"))
         text = self.line_of(line, change)
         if text is not None:
             self.ready.setdefault(line, []).append(text)
@@ -90,15 +90,15 @@ class Report:
 
     def line_of(self, line: int, change: Change) -> str | None:
         """What stdout shows of a change: a JSON line, a text line, or None (a single run's
-        failure goes to stderr; a batch's unchanged row is counted, listed with -v)."""
+        failure goes to stderr; a batch's unchanged row without a note is counted, listed with -v)."""
         if self.options.as_json:
             return json.dumps({**change.as_dict(), **({"row": line} if self.batch else {})},
                               ensure_ascii=self.ascii_json)
         if not self.batch:
             return None if change.action == "failed" else change.describe()
-        if change.action == "unchanged" and not self.options.verbose:
-            self.hidden += 1
-            self.hidden_notes += bool(change.hint or change.warning)
+        if change.action == "unchanged" and not (self.options.verbose or change.hint or change.warning
+                                                 or change.same_as):
+            self.hidden += 1  # nothing to do and nothing to say: counted
             return None
         return f"line {line}: {change.describe()}"
 
@@ -161,8 +161,7 @@ class Report:
         made = [f"{kind} {self.kinds[kind]}" for kind in CHANGES if self.kinds[kind]]
         unchanged = f"unchanged {self.counts['unchanged']}"
         if finished and self.hidden:
-            notes = f", {self.hidden_notes} with a note" if self.hidden_notes else ""
-            unchanged += f" (not listed{notes}: -v lists them)"
+            unchanged += f" ({self.hidden} not listed: -v lists them)"
         return ", ".join([*(made or ["no changes"]), unchanged, f"failed {self.counts['failed']}"]) + dry
 
     def finish(self, stopped: str | None = None, then: str = "run the same command again to finish",
@@ -186,7 +185,7 @@ class Report:
             for note in self.notes:
                 self.warn(f"  {note}")
             if self.failures:
-                self.warn("\n".join(["failed:", *self.failures]))
+                self.warn("\n".join(["failed:", *(text for _, text in sorted(self.failures))]))
                 if self.counts["failed"] > MAX_LISTED:
                     self.warn(f"  ... and {self.counts['failed'] - MAX_LISTED} more")
         if self.closed and self.batch:
