@@ -83,7 +83,8 @@ class Enroll(jobs.Operation[Enrollment]):
                             help="student, teacher, ta, observer or designer (or StudentEnrollment, ...), "
                                  "a custom course role by its name in Canvas (Auditor), or role_id:N")
         parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
-                            help="enroll in this section (id or sis_section_id:XYZ); "
+                            help="enroll in this section: its id, sis_section_id:XYZ or its name as Canvas "
+                                 "shows it (all digits are an id: name:2024 for a name of digits); "
                                  "default: the course's default section")
         parser.add_argument("--state", choices=STATES, default=None, type=str.lower,
                             help="state of a new enrollment (default: active, no invitation to accept)")

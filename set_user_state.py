@@ -79,7 +79,8 @@ class SetState(jobs.Operation[StateChange]):
                                  "observer, designer, a custom role's name, or role_id:N); with --from: "
                                  "the role to carry (repeatable; default: student)")
         parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
-                            help="only change enrollments in this section (id or sis_section_id:XYZ)")
+                            help="only change enrollments in this section: its id, sis_section_id:XYZ or "
+                                 "its name as Canvas shows it (name:2024 for a name of digits)")
 
     def request(self, values: dict, options: jobs.Options, line: int = 0) -> StateChange:
         state = values["state"].lower()

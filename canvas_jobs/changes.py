@@ -57,7 +57,8 @@ class Change:
     @classmethod
     def of_row(cls, request: Request, row: dict, action: str, after: str | None = None, **extra: Any) -> Change:
         custom = row.get("role") not in (None, row.get("type"))
-        user = row.get("user") if isinstance(row.get("user"), dict) else {}
+        user = row.get("user")
+        user = user if isinstance(user, dict) else {}
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
                    row.get("enrollment_state"), after or row.get("enrollment_state"),

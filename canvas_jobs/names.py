@@ -18,14 +18,12 @@ def named(canvas: cc.Canvas, change: Change) -> Change:
     section's (GET /api/v1/courses/:id/sections); a name no answer showed stays None."""
     section = canvas.known_section(change.course_id, change.section_id) if change.section_id else None
     course = canvas.known_course(change.course_id)
-    names = {
-        "user_name": change.user_name or canvas.people.get(change.sis_user_id),
-        "course_name": change.course_name or course_name(course),
-        "section_name": section.get("name") if section and section.get("name") else change.section_name,
-    }
-    if all(getattr(change, key) == value for key, value in names.items()):
+    user = change.user_name or canvas.people.get(change.sis_user_id)
+    place = change.course_name or course_name(course)
+    section_name = section.get("name") if section and section.get("name") else change.section_name
+    if (user, place, section_name) == (change.user_name, change.course_name, change.section_name):
         return change
-    return dataclasses.replace(change, **names)
+    return dataclasses.replace(change, user_name=user, course_name=place, section_name=section_name)
 
 
 def course_name(course: dict | None) -> str | None:

@@ -251,9 +251,9 @@ class Run:
                 if self.options.dry_run:  # the plan the admin reviews names the course and sections
                     ask_names(self.canvas, course)
                 mine, refused = resolve_requests(self.canvas, course, mine)
-                for r, exc in refused:  # a section name the course does not have: that row only
+                for r, refusal in refused:  # a section name the course does not have: that row only
                     self.failed(r.line, Change(course, r.sis_id, "failed", dry_run=self.options.dry_run,
-                                               error=str(exc)), exc)
+                                               error=str(refusal)), refusal)
                 sis_ids = [r.sis_id for r in mine]
                 if course in self.known:  # read whole by the source (--from)
                     found, ended = self.known[course]
