@@ -30,9 +30,27 @@ def prog_name(script: str) -> str:
 
 
 def command(script: str) -> str:
-    """What to type to run a script, for hints: 'python set_user_state.py' from a
-    checkout, 'set_user_state' when installed."""
-    return prog_name(script) if installed() else f"python {prog_name(script)}"
+    """What to type to run a script (either of the two), for hints: as this process was
+    started. 'set_user_state' when installed; 'python -m set_user_state' after python -m;
+    'python ../tools/set_user_state.py' when run by a path from another folder (the path as
+    typed, the script's file name changed); else 'python set_user_state.py'."""
+    if installed():
+        return prog_name(script)
+    name = script[:-3] if script.endswith(".py") else script
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name in COMMANDS:  # python -m enroll_user: the module, not a path
+        return f"python -m {name}"
+    return f"python {shell_quote(os.path.join(started_in(), name + '.py'))}"
+
+
+def started_in() -> str:
+    """The folder part of the path this process's script was started by, as typed ('' for
+    python enroll_user.py, '../tools' for python ../tools/enroll_user.py); '' when the
+    program is not one of the scripts (a test runner)."""
+    started = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if os.path.basename(started).lower() in (command + ".py" for command in COMMANDS):
+        return os.path.dirname(started)
+    return ""
 
 
 def config_args(config: Config) -> list[str]:

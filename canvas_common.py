@@ -207,6 +207,7 @@ class Canvas(Client):
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
         self._lists: dict[str, list] = {}  # a course's sections, asked once
         self.known_users: set[str] = set()  # user refs a roster just showed: they exist
+        self.people: dict[str, str] = {}  # SIS ID -> the user's name, as answers showed it (no request of its own)
 
     def enrollments(self, course: str, sis_ids: list[str], states: Iterable[Iterable[str]],
                     map: Mapper = map) -> dict[str, list]:
@@ -228,6 +229,7 @@ class Canvas(Client):
         for (asked, _), rows in zip(queries, answers):
             for row in rows:
                 shown = row_sis_id(row)
+                self._remember(shown, row.get("user"))
                 if shown is not None and shown in asked:
                     found.setdefault(shown, []).append(row)
                 else:
@@ -290,6 +292,24 @@ class Canvas(Client):
         return self._once(f"{course_path(course)}/sections/{quote(id_ref(section, 'sis_section_id'), safe=':')}",
                           f"section {section} not found in course {course}")
 
+    def known_course(self, course: str) -> dict | None:
+        """The course's answer if this run asked for it already (course()), else None: no request."""
+        return self._seen.get(course_path(course))
+
+    def known_section(self, course: str, section_id: object) -> dict | None:
+        """A section of the course by Canvas's id, if this run's answers showed it already
+        (sections() or section()), else None: no request."""
+        prefix = course_path(course) + "/sections"
+        answers = [*self._lists.get(prefix, []),
+                   *(body for path, body in self._seen.items() if path.startswith(prefix + "/"))]
+        return next((s for s in answers if isinstance(s, dict) and section_id is not None
+                     and str(s.get("id")) == str(section_id)), None)
+
+    def _remember(self, sis_id: str | None, user: object) -> None:
+        """Keep a user's name an answer showed (an enrollment row's user, a user's own answer)."""
+        if sis_id is not None and isinstance(user, dict) and isinstance(user.get("name"), str):
+            self.people[sis_id] = user["name"]
+
     def _once(self, path: str, not_found: str, params=None) -> dict:
         if path not in self._seen:
             body = self.request("GET", path, not_found=not_found, params=params)
@@ -337,6 +357,8 @@ class Canvas(Client):
             body = self.request("GET", f"/api/v1/users/{quote(user_ref, safe=':')}", not_found="")
         except CanvasNotFound:
             return None
+        if user_ref.startswith("sis_user_id:"):
+            self._remember(user_ref[len("sis_user_id:"):], body)
         return body.get("id", -1) if isinstance(body, dict) else -1
 
     def enrollment_by_id(self, enrollment_id: int) -> dict | None:

@@ -46,9 +46,29 @@ def parse_course(text: str) -> str:
         raise ValueError(f"{exc}; or the course's address, https://HOST/courses/12345") from None
 
 
+NAME_PREFIX = "name:"
+
+
 def parse_section(text: str) -> str:
-    """A section argument, checked: numeric id or sis_section_id:XYZ; ValueError otherwise."""
-    return _canvas_id(text, "section", "sis_section_id")
+    """A section argument: a numeric id (all digits: always the id, even if a section is so
+    named), sis_section_id:XYZ, or a section's name as Canvas shows it ('Lab group', or
+    name:XYZ for a name that is all digits or starts with sis_section_id:), returned as
+    'name:Lab group' for the runner to turn into an id (canvas_jobs/sections.py).
+    ValueError if empty."""
+    if text.startswith(NAME_PREFIX) and text != NAME_PREFIX:
+        return text
+    try:
+        return _canvas_id(text, "section", "sis_section_id")
+    except ValueError:
+        if not text.strip() or text.strip() in ("sis_section_id:", NAME_PREFIX):
+            raise ValueError(f"section must be a Canvas section id (12345), sis_section_id:XYZ "
+                             f"or the section's name, not {text!r}") from None
+        return NAME_PREFIX + text
+
+
+def section_name(section: str) -> str | None:
+    """The name of a section argument given by name (parse_section), else None."""
+    return section[len(NAME_PREFIX):] if section.startswith(NAME_PREFIX) else None
 
 
 def _canvas_id(text: str, what: str, column: str) -> str:

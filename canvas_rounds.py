@@ -154,7 +154,11 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
         values, counts = enroll_values(canvas, options, people, in_new, notes)
     else:
         values, counts = state_values(canvas, options, people, in_new, notes)
-    rows = [(line, {"course_id": options.new, **v}) for line, v in enumerate(values, start=2)]
+    # each person's name, for the lines and --export's name column (which --csv ignores)
+    names = {canvas_ids.row_sis_id(row): (row.get("user") or {}).get("name") or "" for row in old_rows}
+    canvas.people.update({sis: name for sis, name in names.items() if sis is not None and name})
+    rows = [(line, {"course_id": options.new, **v, "name": names.get(v["sis_user_id"], "")})
+            for line, v in enumerate(values, start=2)]
     roles = ", ".join(dict.fromkeys(SHORT_ROLES.get(r.label, r.label) for r in wanted))
     notes.insert(0, f"from course {options.old} ({roles}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return Round(rows, known, ended, notes)

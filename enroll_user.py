@@ -15,9 +15,20 @@ reopening.
 
 from __future__ import annotations
 
+import sys
+
+try:  # first contact: a Python without requests gets one line, not a traceback
+    import requests  # noqa: F401 -- only to learn that it can be imported
+except ImportError:
+    if __name__ != "__main__":  # imported (a test, the installed command): the caller's error
+        raise
+    print(f"enroll_user.py: error: this Python ({sys.executable}) does not have the requests library "
+          "the script needs; install it with: python -m pip install requests "
+          "(or as the README's install section says)", file=sys.stderr)
+    raise SystemExit(2) from None
+
 import argparse
 import dataclasses
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,7 +86,8 @@ class Enroll(jobs.Operation[Enrollment]):
                             help="student, teacher, ta, observer or designer (or StudentEnrollment, ...), "
                                  "a custom course role by its name in Canvas (Auditor), or role_id:N")
         parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
-                            help="enroll in this section (id or sis_section_id:XYZ); "
+                            help="enroll in this section: its id, sis_section_id:XYZ or its name as Canvas "
+                                 "shows it (all digits are an id: name:2024 for a name of digits); "
                                  "default: the course's default section")
         parser.add_argument("--state", choices=STATES, default=None, type=str.lower,
                             help="state of a new enrollment (default: active, no invitation to accept)")

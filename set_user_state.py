@@ -12,8 +12,19 @@ changed unless --role/--section narrow it.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
+
+try:  # first contact: a Python without requests gets one line, not a traceback
+    import requests  # noqa: F401 -- only to learn that it can be imported
+except ImportError:
+    if __name__ != "__main__":  # imported (a test, the installed command): the caller's error
+        raise
+    print(f"set_user_state.py: error: this Python ({sys.executable}) does not have the requests library "
+          "the script needs; install it with: python -m pip install requests "
+          "(or as the README's install section says)", file=sys.stderr)
+    raise SystemExit(2) from None
+
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,7 +82,8 @@ class SetState(jobs.Operation[StateChange]):
                                  "observer, designer, a custom role's name, or role_id:N); with --from: "
                                  "the role to carry (repeatable; default: student)")
         parser.add_argument("--section", type=jobs.arg_type(canvas_ids.parse_section),
-                            help="only change enrollments in this section (id or sis_section_id:XYZ)")
+                            help="only change enrollments in this section: its id, sis_section_id:XYZ or "
+                                 "its name as Canvas shows it (name:2024 for a name of digits)")
         parser.add_argument("--include-temporary", action="store_true",
                             help="with active: reactivate temporary enrollments (lent access) too; "
                                  "without it they are left as they are, and named")

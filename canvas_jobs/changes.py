@@ -43,7 +43,10 @@ class Change:
     error: str | None = None
     section: str | None = dataclasses.field(default=None, compare=False)  # as asked, for a POST
     notify: bool = dataclasses.field(default=False, compare=False)
-    section_name: str | None = dataclasses.field(default=None, compare=False)  # for the text
+    # names beside the ids, as Canvas's answers showed them (None: no answer of this run did)
+    section_name: str | None = dataclasses.field(default=None, compare=False)
+    user_name: str | None = dataclasses.field(default=None, compare=False)
+    course_name: str | None = dataclasses.field(default=None, compare=False)  # course code, else name
     hint: str = dataclasses.field(default="", compare=False)
     role_id: int | None = dataclasses.field(default=None, compare=False)  # a custom role's
     # concluded or deleted rows of this user, role and section a POST would reopen: ((id, state), ...)
@@ -66,10 +69,12 @@ class Change:
         custom = row.get("role") not in (None, row.get("type"))
         extra.setdefault("limited", bool(row.get("limit_privileges_to_course_section")))
         extra.setdefault("temporary", canvas_hints.is_temporary(row))
+        user = row.get("user")
+        user = user if isinstance(user, dict) else {}
         return cls(request.course, request.sis_id, action, row.get("id"),
                    row.get("role") or row.get("type"), row.get("course_section_id"),
                    row.get("enrollment_state"), after or row.get("enrollment_state"),
-                   role_id=row.get("role_id") if custom else None, **extra)
+                   role_id=row.get("role_id") if custom else None, user_name=user.get("name"), **extra)
 
     def not_done(self) -> Change:
         """This change as not made: Canvas refused it or never received it (for the log)."""
@@ -80,10 +85,10 @@ class Change:
 
     def as_dict(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("section", "notify", "section_name", "hint", "reopens", "limited",
-                                  "limit_before", "restore_limit", "temporary", "updated_at", "lasting")}
-        for optional in ("error", "role_id", "warning", "same_as", "logged_sis_user_id",
-                         "logged_course_id"):  # only when they say something
+                if f.name not in ("section", "notify", "hint", "reopens", "limited", "limit_before",
+                                  "restore_limit", "temporary", "updated_at", "lasting")}
+        for optional in ("error", "role_id", "warning", "same_as", "logged_sis_user_id",  # only when
+                         "logged_course_id", "user_name", "course_name", "section_name"):  # they say something
             if data[optional] is None:
                 del data[optional]
         if self.action in ("created", "reopened"):  # the section as asked: where the POST goes
@@ -106,19 +111,30 @@ class Change:
                 **{k: v for k, v in limits.items() if v is not None}}
 
     def result_fields(self) -> dict:
-        """After the write: what Canvas did (a POST may have reopened a row: action and before)."""
+        """After the write: what Canvas did (a POST may have reopened a row: action and before),
+        and the section's name when this run knows it (a POST's section is known only now)."""
         return {"action": self.action, "enrollment_id": self.enrollment_id,
                 "section_id": self.section_id, "before": self.before, "after": self.after,
+                **({"section_name": self.section_name} if self.section_name else {}),
                 **({"error": self.error} if self.error else {}),
                 # Canvas's time of this write: a later change by someone else is a later decision
                 **({"updated_at": self.updated_at} if self.updated_at else {})}
 
+    def person(self) -> str:
+        """'Ada Lovelace (S1001)'; the SIS ID alone when no answer of this run showed the name;
+        'S1001 (now S1001-B)' when an undo found the user's SIS ID changed since the job."""
+        sis = f"{self.logged_sis_user_id}, now {self.sis_user_id}" if self.logged_sis_user_id else self.sis_user_id
+        if self.user_name:
+            return f"{self.user_name} ({sis})"
+        return f"{self.logged_sis_user_id} (now {self.sis_user_id})" if self.logged_sis_user_id else sis
+
     def describe(self) -> str:
-        person = f"{self.logged_sis_user_id} (now {self.sis_user_id})" if self.logged_sis_user_id \
-            else self.sis_user_id
-        who = f"{person} in course {self.course_id}"
+        """One line for the admin: who (name and SIS ID), where (course and section, ids
+        with their names when known), what happened or would happen."""
+        who = f"{self.person()} in course {self.course_id}{quoted(self.course_name)}"
         kind = (", limited to its section" if self.limited else "") + (", temporary" if self.temporary else "")
-        what = f"enrollment {self.enrollment_id} ({self.role}, section {self.section_id}{kind})"
+        section = f"section {self.section_id}{quoted(self.section_name)}"
+        what = f"enrollment {self.enrollment_id} ({self.role}, {section}{kind})"
         if self.action == "failed":
             text = f"{who}: failed: {self.error}"
         elif self.same_as:
@@ -128,9 +144,9 @@ class Change:
         elif self.action == "unchanged":
             text = f"{who}: {what} is already {self.before}; nothing to do"
         elif self.action == "created" and self.dry_run:
+            # the section as given when it could not be read
             where = "the course's default section" if not self.section else \
-                f"section {self.section_id or self.section}" + \
-                (f" ({self.section_name})" if self.section_name else "")  # as given when it could not be read
+                f"section {self.section_id or self.section}{quoted(self.section_name)}"
             text = f"would enroll {who} as {self.role} ({self.after}) in {where}" + \
                 (", limited to its section" if self.limited else "")
         elif self.action == "created":
@@ -145,6 +161,11 @@ class Change:
             f"{self.logged_course_id})" if self.logged_course_id else ""
         return text + moved + (f"; {self.hint}" if self.hint else "") + \
             (f"; warning: {self.warning}" if self.warning else "")
+
+
+def quoted(name: str | None) -> str:
+    """' "Lab A"': a name beside its id in a line, or '' when unknown."""
+    return f' "{name}"' if name else ""
 
 
 RequestT = TypeVar("RequestT", bound=Request)

@@ -24,9 +24,11 @@ from .checks import check_rows
 from .courses import course_id
 from .csvfile import check_csv, csv_rows, digest, open_csv
 from .guard import EXIT_CHANGE_LIMIT, EXIT_STOPPED, Guard, RunStopped, TooManyChanges, check_change_limit, unavailable
+from .names import ask_names, named
 from .options import Options
 from .pacing import Pacer
 from .report import EXIT_OUTPUT_CLOSED, Report
+from .sections import resolve, resolve_requests
 from .undo import Undo, list_jobs
 
 BLOCK_ROWS = 1000
@@ -81,6 +83,7 @@ class Run:
         self.canvas = cc.connect(options.config, options.timeout, options.retries, options.verbose,
                                  pool=1 if self.single else options.workers, ca_bundle=options.ca_bundle)
         self.report.token = self.canvas.config.token
+        self.report.namer = lambda change: named(self.canvas, change)
         self.base_url = self.canvas.config.base_url
         self.pacer = Pacer(1 if self.single else options.workers)
         self.canvas.observer = self.pacer.observe
@@ -189,11 +192,15 @@ class Run:
                                                  new=course_id(options.round.new, self.base_url))
             except ValueError as exc:
                 raise cc.ConfigError(str(exc)) from None
+            if round_from.section:  # a section by name: its id, before anything is read
+                round_from = dataclasses.replace(round_from, section=resolve(self.canvas, round_from.new,
+                                                                             round_from.section))
             taken = rounds.read_round(self.canvas, round_from, self.operation.name)
             self.known = {round_from.new: (taken.known, taken.ended)}
             self.report.notes = taken.notes
-            if round_from.export:
-                rounds.export(round_from.export, self.operation.columns + self.operation.optional, taken.rows)
+            if round_from.export:  # the person's name for the reader; --csv ignores the column
+                rounds.export(round_from.export, (*self.operation.columns, *self.operation.optional, "name"),
+                              taken.rows)
             return taken.rows, len(taken.rows), round_from.digest()
         assert options.csv is not None  # parse_options: one user, --csv, --from or --undo
         name = "stdin" if options.csv == "-" else options.csv
@@ -290,6 +297,7 @@ class Run:
     def run_block(self, block: list[Row]) -> None:
         self.drain(0)
         self.stop_if_output_closed()
+        self.report.open_block([line for line, _ in block])
         requests: list[Request] = []
         planned: list[tuple[int, Change]] = []
         for line, values in block:
@@ -302,6 +310,12 @@ class Run:
         for course in dict.fromkeys(r.course for r in requests):
             mine = [r for r in requests if r.course == course]
             try:
+                if self.options.dry_run:  # the plan the admin reviews names the course and sections
+                    ask_names(self.canvas, course)
+                mine, refused = resolve_requests(self.canvas, course, mine)
+                for r, refusal in refused:  # a section name the course does not have: that row only
+                    self.failed(r.line, Change(course, r.sis_id, "failed", dry_run=self.options.dry_run,
+                                               error=str(refusal)), refusal)
                 sis_ids = [r.sis_id for r in mine]
                 if course in self.known:  # read whole by the source (--from)
                     found, ended = self.known[course]
@@ -328,7 +342,7 @@ class Run:
                                              dry_run=self.options.dry_run, error=str(exc)), exc)
             return []
         self.report.expect(request.line, len(changes))
-        return [(request.line, change) for change in changes]
+        return [(request.line, named(self.canvas, change)) for change in changes]
 
     def weigh(self, planned: list[tuple[int, Change]]) -> list[tuple[int, Change]]:
         """A block's plan against itself: report what needs no write; return the writes to make.
@@ -419,6 +433,7 @@ class Run:
                 elif self.journal and seq is not None:  # never sent, or refused (token, throttling): not done
                     self.record(seq, change.not_done())
                 return line, None, None
+            done = named(self.canvas, done)  # a POST's section is known now
             if self.journal and seq is not None:
                 self.record(seq, done)
             return line, done, None

@@ -89,6 +89,9 @@ class Undo(Operation[UndoRequest]):
              warn: Callable[[str], None]) -> list[tuple[int, dict]]:
         """One row per enrollment to put back; intents with no answer settled first."""
         made = self.made + settle(canvas, journal, self.open)
+        for entry in made:  # the names the job's lines showed, for the undo's lines
+            if entry.get("user_name"):
+                canvas.people.setdefault(entry["sis_user_id"], entry["user_name"])
         if not made:
             warn(f"{self.prog}: {'run' if self.one_run else 'job'} {self.target} in "
                  f"{self.path} made no changes; nothing to undo")

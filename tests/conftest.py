@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,9 @@ def audit_writes(path):
         if r["event"] == "result" and r["action"] in WRITES:
             made.append({**intents[(r.get("of_run") or r["run"], r["seq"])], **r, "event": "write"})
     return made
+
+
+def changes_counted(text):
+    """The changes a summary or stop line counts, whatever their kinds (created, deactivated, ...)."""
+    kinds = "created|reopened|deactivated|reactivated|deleted|concluded"
+    return sum(int(n) for n in re.findall(rf"\b(?:{kinds}) (\d+)", text))

@@ -128,6 +128,7 @@ class Course:
     end_at: datetime | None = None
     restrict_enrollments_to_course_dates: bool = False
     term_end_at: datetime | None = None  # its enrollment term's end
+    course_code: str | None = None  # the short name admins use (None: the course's name)
 
     def concluded(self) -> bool:
         """app/models/course.rb concluded?/soft_concluded?: the course's own end date
@@ -757,7 +758,9 @@ class Handler(BaseHTTPRequestHandler):
     def course_json(self, course):
         """GET /api/v1/courses/:id (lib/api/v1/course_json.rb): include[]=concluded adds
         Course#concluded?, which counts end dates, not only workflow_state."""
-        body = {"id": course.id, "name": course.name, "sis_course_id": course.sis_course_id,
+        # course_code beside name: both in every course answer (lib/api/v1/course_json.rb)
+        body = {"id": course.id, "name": course.name, "course_code": course.course_code or course.name,
+                "sis_course_id": course.sis_course_id,
                 "workflow_state": course.workflow_state, "account_id": course.account_id,
                 "end_at": iso(course.end_at),
                 "restrict_enrollments_to_course_dates": course.restrict_enrollments_to_course_dates}

@@ -30,7 +30,7 @@ def test_enroll_batch_of_hundreds_with_faults(canvas, course, people, run, tmp_p
     log = tmp_path / "audit.jsonl"
     r = run(enroll_user, "--csv", csv, "--log", log, "--workers", "6")
     assert r.code == 0, r.err
-    assert "summary: created 300, changed 0, unchanged 0, failed 0" in r.err
+    assert "summary: created 300, unchanged 0, failed 0" in r.err
     assert all(canvas.store.states_of(u.sis_user_id) == ["active"] for u in people)
     posts = len(canvas.calls("POST"))
     assert posts <= 300 + 5  # only throttled POSTs were sent again
@@ -59,7 +59,7 @@ def test_state_batch_mixed_good_and_bad_rows(canvas, course, people, run, tmp_pa
     assert sorted(failed) == [12, 22, 32, 42]
     assert "unknown state 'paused'" in failed[12] and "no user with SIS ID 'nobody'" in failed[22]
     assert "course 99999 not found" in failed[32] and "not enrolled" in failed[42]
-    assert "failed 4" in r.err and "line 22 (nobody)" in r.err
+    assert "failed 4" in r.err and "line 22: nobody:" in r.err
     assert canvas.store.states_of("P010") == ["active"] and canvas.store.states_of("P011") == ["inactive"]
 
 
@@ -67,7 +67,7 @@ def test_the_same_change_twice_in_a_file_is_written_once(canvas, course, people,
     canvas.store.enroll(people[0], course)
     rows = [(course.id, "P000", "inactive")] * 3 + [(course.id, "P001", "student")] * 0
     r = run(set_user_state, "--csv", write_csv(tmp_path / "s.csv", "course_id,sis_user_id,state", rows))
-    assert r.code == 0 and "changed 1, unchanged 2" in r.err and len(canvas.writes()) == 1
+    assert r.code == 0 and "deactivated 1, unchanged 2" in r.err and len(canvas.writes()) == 1
     rows = [(course.id, "P002", "student"), (course.id, "P002", "Student")]
     r = run(enroll_user, "--csv", write_csv(tmp_path / "e.csv", "course_id,sis_user_id,role", rows), "--json")
     assert r.code == 0
@@ -145,7 +145,7 @@ def test_undo_puts_back_the_last_run(canvas, course, people, run, tmp_path):
            [(course.id, u.sis_user_id, "active") for u in people[10:15]]
     r = run(set_user_state, "--csv", write_csv(tmp_path / "s.csv", "course_id,sis_user_id,state", rows),
             "--log", log)
-    assert r.code == 0 and "changed 15" in r.err
+    assert r.code == 0 and "deactivated 10, reactivated 5" in r.err
     runs = [json.loads(line)["run"] for line in log.read_text().splitlines() if '"start"' in line]
     r = run(set_user_state, "--undo", log, "--dry-run", "--json")
     assert r.code == 0 and len(r.json()) == 15 and canvas.store.states_of("P000") == ["inactive"]

@@ -25,7 +25,7 @@ def test_batch_in_a_course_whose_sis_id_has_sub_delimiters(canvas, run, tmp_path
         csv.writer(f).writerows([("course_id", "sis_user_id", "state"), *rows])
     r = run(set_user_state, "--csv", path)
     assert r.code == 0, r.err
-    assert "changed 300" in r.err
+    assert "deactivated 300" in r.err
     assert all(e.workflow_state == "inactive" for e in canvas.store.enrollments.values())
     links = [c["link"] for c in canvas.calls("GET") if c.get("link")]
     assert any(sis_course.split(";")[0] + ";" in link for link in links) or ";" not in sis_course
@@ -38,7 +38,7 @@ def test_sis_ids_of_60_characters_in_bulk(canvas, course, run, tmp_path):
     canvas.max_per_page = 5
     r = run(set_user_state, "--csv", write_csv(tmp_path / "long.csv", "course_id,sis_user_id,state",
                                                 [(course.id, s, "inactive") for s in ids]))
-    assert r.code == 0 and "changed 250" in r.err, r.err
+    assert r.code == 0 and "deactivated 250" in r.err, r.err
     # every next link our lookups got fits Canvas's 6 KiB header with a 100-character host
     sizes = [len(c["next"]) + 100 for c in canvas.calls("GET") if c.get("next")]
     assert sizes and max(sizes) < 6 * 1024 / 2
@@ -85,7 +85,7 @@ def test_second_sis_ids_in_a_batch_are_confirmed_in_bulk(canvas, course, merged,
         canvas.store.enroll(u, course)
     rows = [(course.id, u.sis_user_id, "inactive") for u in plain] + [(course.id, "S-NEW", "inactive")]
     r = run(set_user_state, "--csv", write_csv(tmp_path / "m.csv", "course_id,sis_user_id,state", rows))
-    assert r.code == 0 and "changed 151" in r.err, r.err
+    assert r.code == 0 and "deactivated 151" in r.err, r.err
     assert len(canvas.calls("GET", "/api/v1/users/")) == 1  # one confirmation, for S-NEW only
     r = run(enroll_user, "--csv", write_csv(tmp_path / "e.csv", "course_id,sis_user_id,role",
                                              [(course.id, "S-NEW", "student"), (course.id, "P000", "student")]))

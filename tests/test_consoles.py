@@ -66,7 +66,7 @@ def test_closed_pipe_stops_the_batch_like_ctrl_c(canvas, course, tmp_path):
     canvas.latency = (0, 0)
     time.sleep(0.1)
     rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
-    assert rerun.returncode == 0 and f"changed {300 - len(changed)}," in rerun.stderr
+    assert rerun.returncode == 0 and f"deactivated {300 - len(changed)}," in rerun.stderr
 
 
 def test_progress_counts_rows_done_fits_the_terminal_and_is_cleared(canvas, course, tmp_path):
@@ -106,4 +106,4 @@ def test_progress_counts_rows_done_fits_the_terminal_and_is_cleared(canvas, cour
     for line in screen.split("\n"):
         visible = re.sub(r".*\r", "", re.sub(r"\x1b\[K", "", line))
         assert not visible.startswith("row ") or not line.strip().endswith("inactive")
-    assert "\r\x1b[Ksummary: created 0, changed 40" in screen
+    assert "\r\x1b[Ksummary: deactivated 40" in screen

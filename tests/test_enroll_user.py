@@ -110,7 +110,7 @@ def test_lost_answer_on_post_never_doubles(canvas, course, run):
     canvas.store.add_user("S1")
     canvas.fault(Fault("after", method="POST", status=504))
     r = run(enroll_user, course.id, "S1", "student")
-    assert r.code == 0 and "enrolled S1" in r.out
+    assert r.code == 0 and "enrolled User S1 (S1)" in r.out
     assert len(canvas.store.enrollments_of("S1")) == 1 and len(canvas.writes()) == 1
 
 

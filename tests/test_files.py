@@ -28,7 +28,7 @@ def test_excel_dialects_and_line_endings(canvas, course, run, tmp_path, delimite
     path = tmp_path / "excel.csv"
     path.write_bytes(("\ufeff" + newline.join(lines) + newline).encode("utf-8"))
     r = run(set_user_state, "--csv", path)
-    assert r.code == 0 and "changed 3" in r.err, r.err
+    assert r.code == 0 and "deactivated 3" in r.err, r.err
     assert all(canvas.store.states_of(f"S,{i}") == ["inactive"] for i in range(3))
 
 

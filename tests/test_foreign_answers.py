@@ -8,7 +8,7 @@ import re
 import pytest
 
 import set_user_state
-from conftest import TOKEN, audit_records, run_script, write_config
+from conftest import TOKEN, audit_records, changes_counted, run_script, write_config
 from proxy import FrontProxy, block_page, sign_in_page
 from standin import Fault
 
@@ -44,7 +44,7 @@ def one_line(err):
 
 def counted(line):
     """(changed, unknown) as a stop line counts them."""
-    changed = int(re.findall(r"changed (\d+)", line)[0])
+    changed = changes_counted(line)
     unknown = re.search(r"(\d+) unknown", line)
     return changed, int(unknown[1]) if unknown else 0
 

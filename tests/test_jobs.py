@@ -69,12 +69,12 @@ def test_interrupt_rerun_then_undo_restores_the_whole_job(canvas, tmp_path, run)
     assert 40 <= first < 300
     canvas.latency = (0, 0)
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert rerun.returncode == 0 and f"changed {300 - first}," in rerun.stderr
+    assert rerun.returncode == 0 and f"deactivated {300 - first}," in rerun.stderr
     starts = [e for e in audit_records(tmp_path / "audit.jsonl") if e["event"] == "start"]
     assert len(starts) == 2 and starts[0]["job"] == starts[1]["job"]
     assert starts[1]["continues"] == starts[0]["run"]
     r = run(set_user_state, "--undo", tmp_path / "audit.jsonl")
-    assert r.code == 0 and "changed 300" in r.err, r.err
+    assert r.code == 0 and "reactivated 300" in r.err, r.err
     assert {e.workflow_state for e in canvas.store.enrollments.values()} == {"active"}
 
 
@@ -109,7 +109,7 @@ def test_a_log_with_a_cut_last_line_is_read_and_appended_after(canvas, course, r
     with open(log, "a") as f:
         f.write('{"time": "2027-01-10T09:12:01+0000", "run": "x", "event": "inte')  # cut by a crash
     r = run(set_user_state, "--undo", log)
-    assert r.code == 0 and "cut short" in r.err and "changed 3" in r.err
+    assert r.code == 0 and "cut short" in r.err and "reactivated 3" in r.err
     assert canvas.store.states_of("U0") == ["active"]
     lines = log.read_text().splitlines()  # the cut line moved aside, never appended after
     assert all(line.endswith("}") for line in lines) and not any(line.endswith('"inte') for line in lines)

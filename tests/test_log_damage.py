@@ -104,7 +104,7 @@ def test_a_garbled_intent_in_the_middle_loses_only_its_own_enrollment(canvas, tm
     garble(log, number, '{"time": "2027-01-10T09:12:01+0000", "run": "x", "event": "intent", "se')
     undo = run_script("set_user_state.py", "--undo", log, "--config", config)
     assert undo.code == 0 and f"line {number} damaged" in undo.err, undo.err
-    assert "changed 19" in undo.err
+    assert "reactivated 19," in undo.err
     assert canvas.store.states_of(lost) == ["inactive"]
     assert sorted(states(canvas, course)) == ["active"] * 19 + ["inactive"]
     listing = run_script("set_user_state.py", "--jobs", log)  # the job list reads it too

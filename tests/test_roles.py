@@ -69,7 +69,7 @@ def test_bad_role_fails_its_row_alone_and_roles_are_listed_once_per_run(canvas, 
     csv.write_text("course_id,sis_user_id,role\n" + "".join(
         f"{course.id},S{n},{'Auditor' if n % 2 else 'Nope'}\n" for n in range(6)))
     r = run(enroll_user, "--csv", csv, "--json")
-    assert r.code == 1 and "created 3, changed 0, unchanged 0, failed 3" in r.err
+    assert r.code == 1 and "created 3, unchanged 0, failed 3" in r.err
     assert all(o["action"] == "failed" for o in r.json() if o["sis_user_id"] in ("S0", "S2", "S4"))
     assert len(role_lookups(canvas)) == 1 and len(canvas.calls("GET", rf"/courses/{course.id}$")) == 1
     assert [store.enrollments_of(f"S{n}") != [] for n in range(6)] == [False, True] * 3
@@ -125,7 +125,7 @@ def test_set_user_state_csv_role_column_takes_custom_roles(canvas, course, run, 
     csv.write_text("course_id,sis_user_id,state,role\n" + "".join(
         f"{course.id},S{n},active,{'Auditor' if n else 'Grader'}\n" for n in range(3)))
     r = run(set_user_state, "--csv", csv)
-    assert r.code == 1 and "changed 2" in r.err and "no course role 'Grader'" in r.err
+    assert r.code == 1 and "reactivated 2" in r.err and "no course role 'Grader'" in r.err
     assert [store.states_of(f"S{n}") for n in range(3)] == [["inactive"], ["active"], ["active"]]
 
 

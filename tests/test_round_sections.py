@@ -127,7 +127,7 @@ def test_step_4_after_an_sis_import_keeps_later_decisions(canvas, run, tmp_path)
     assert r.code == 0, r.err
     back = rnd.inactive - {"S0003"}
     rows_back = sum(len(rnd.sections_of(s)) for s in back)
-    assert f"changed {rows_back}," in r.err
+    assert f"summary: deactivated {rows_back}," in r.err
     # bulk reads: both rosters (about 500 rows each, 100 a page), the courses, the SIS import once
     assert len(canvas.writes()) == rows_back and len(canvas.requests) - rows_back <= 16
     assert len(canvas.calls("GET", "sis_imports")) == 1

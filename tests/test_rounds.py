@@ -62,10 +62,12 @@ def test_dry_run_plans_every_person_with_section_and_state(canvas, run):
     want = carried(rnd.people)
     lines = r.out.splitlines()
     assert len(lines) == len(want)
-    lab_a = f"section {rnd.lab_a.id} (Lab A)"
-    assert f"would enroll S0001 in course {NEW} as StudentEnrollment (active) in {lab_a}" in lines
-    assert f"would enroll S0002 in course {NEW} as StudentEnrollment (active) in the course's default section" in lines
-    assert f"would enroll S0003 in course {NEW} as StudentEnrollment (inactive) in {lab_a}" in lines
+    lab_a = f'section {rnd.lab_a.id} "Lab A"'
+    new = f'course {NEW} "Physics 1, 2027"'  # each person, course and section by name beside the id
+    assert f"would enroll Student 0001 (S0001) in {new} as StudentEnrollment (active) in {lab_a}" in r.out
+    default = "the course's default section"
+    assert f"would enroll Student 0002 (S0002) in {new} as StudentEnrollment (active) in {default}" in r.out
+    assert f"would enroll Student 0003 (S0003) in {new} as StudentEnrollment (inactive) in {lab_a}" in r.out
     a_count = sum(1 for s, (_, to_a) in want.items() if to_a)
     assert f"{a_count} to section 'Lab A' (sis_section_id:NEW-LAB-A)" in r.err
     assert f"{len(want) - a_count} to the default section" in r.err
@@ -86,7 +88,7 @@ def test_json_dry_run_and_export_then_csv_runs_the_same_plan(canvas, run, tmp_pa
     assert planned[("S0003", "StudentEnrollment")]["after"] == "inactive"
     with open(tmp_path / "plan.csv", encoding="utf-8-sig", newline="") as f:
         exported = list(csv.DictReader(f))
-    assert list(exported[0]) == ["course_id", "sis_user_id", "role", "section", "state", "limit_to_section"]
+    assert list(exported[0]) == ["course_id", "sis_user_id", "role", "section", "state", "limit_to_section", "name"]
     assert {(e["sis_user_id"], e["role"]) for e in exported} == \
         {(s, "student") for s in carried(rnd.people)} | {("T0001", "ta")}
     # the row numbers of the plan are the lines of the file
@@ -126,12 +128,12 @@ def test_real_run_costs_one_write_per_person_and_undo_puts_back_the_round(canvas
     assert "1 already in the new course with the role" in r.err
     got = in_course(canvas, rnd.new)
     assert got["S0010"] is kept and kept.workflow_state == "inactive"
-    assert f"created {len(want) - 1}, changed 0, unchanged 1, failed 0" in r.err
+    assert f"created {len(want) - 1}, unchanged 1" in r.err
     assert got["S0005"].user_id == canvas.store.user_by_sis("OLD0005").id  # a second login: one person
     before = len(canvas.writes())
     again = run(enroll_user, NEW, "--from", OLD, "--log", log)  # a finished round run again: a new job
     assert again.code == 0 and len(canvas.writes()) == before
-    assert f"created 0, changed 0, unchanged {len(want)}, failed 0" in again.err
+    assert f"no changes, unchanged {len(want)}" in again.err
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
     states = {e.workflow_state for sis, e in in_course(canvas, rnd.new).items() if sis != "S0010"}
@@ -157,7 +159,7 @@ def test_interrupted_run_continues_the_same_job(canvas, tmp_path, run):
     canvas.latency = (0, 0)
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"created {len(carried(rnd.people)) - first}, changed 0, unchanged {first}," in rerun.stderr
+    assert f"created {len(carried(rnd.people)) - first}, unchanged {first}" in rerun.stderr
     starts = [e for e in audit_records(log) if e["event"] == "start"]
     assert len(starts) == 2 and starts[0]["job"] == starts[1]["job"]
     check_new_round(canvas, rnd)
@@ -177,7 +179,7 @@ def test_set_state_direction_after_a_feed_made_everyone_active(canvas, run, tmp_
     r = run(set_user_state, NEW, "--from", OLD, "--log", log)
     assert r.code == 0, r.err
     inactive = {s for s, (state, _) in carried(rnd.people).items() if state == "inactive"}
-    assert f"changed {len(inactive)}, unchanged {len(carried(rnd.people)) - len(inactive)}, failed 0" in r.err
+    assert f"deactivated {len(inactive)}, unchanged {len(carried(rnd.people)) - len(inactive)}" in r.err
     got = in_course(canvas, rnd.new)
     assert {s for s, e in got.items() if e.workflow_state == "inactive"} == inactive
     assert len(canvas.writes()) == len(inactive) and len(canvas.requests) - len(inactive) <= 8
@@ -205,9 +207,9 @@ def test_set_state_export_runs_with_csv(canvas, run, tmp_path):
     assert r.code == 0 and not canvas.writes()[len(carried(rnd.people)):]
     with open(plan, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["course_id", "sis_user_id", "state", "role", "section"]
+    assert list(rows[0]) == ["course_id", "sis_user_id", "state", "role", "section", "name"]
     assert rows[0] == {"course_id": NEW, "sis_user_id": "S0000", "state": "active", "role": "student",
-                       "section": ""}
+                       "section": "", "name": "Student 0000"}
     r = run(set_user_state, "--csv", plan)
     assert r.code == 0, r.err
     assert_states_carried(canvas, rnd)

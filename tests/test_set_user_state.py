@@ -36,7 +36,7 @@ def test_reactivates_inactive_user_with_put(canvas, course, run):
     assert obj == {"course_id": str(course.id), "sis_user_id": "S1", "action": "reactivated",
                    "enrollment_id": e.id, "role": "StudentEnrollment",
                    "section_id": course.default_section_id, "before": "inactive",
-                   "after": "active", "dry_run": False}
+                   "after": "active", "dry_run": False, "user_name": "User S1"}
     assert canvas.store.states_of("S1") == ["active"]
     [write] = canvas.writes()
     assert write["method"] == "PUT" and write["path"].endswith(f"/{e.id}/reactivate")

@@ -127,7 +127,7 @@ def test_a_disk_that_fills_during_a_batch_stops_it_before_a_write_without_its_re
     assert rerun.returncode == 0, rerun.stderr
     assert {e.workflow_state for e in canvas.store.enrollments.values()} == {"inactive"}
     undo = shell(script("set_user_state.py", "--undo", log, "--config", config))
-    assert undo.returncode == 0 and "changed 300" in undo.stderr, undo.stderr
+    assert undo.returncode == 0 and "reactivated 300," in undo.stderr, undo.stderr
     assert {e.workflow_state for e in canvas.store.enrollments.values()} == {"active"}
 
 

@@ -69,7 +69,7 @@ def test_revoked_token_stops_at_once_rerun_finishes_and_undo_restores(canvas, co
     assert len(starts) == 2 and starts[0]["job"] == starts[1]["job"]  # the same job, continued
     assert len(audit_writes(log)) == 300
     r = run(set_user_state, "--undo", log)
-    assert r.code == 0 and "changed 300" in r.err, r.err
+    assert r.code == 0 and "reactivated 300" in r.err, r.err
     assert set(states(canvas, course)) == {"active"}
 
 
@@ -93,7 +93,7 @@ def test_canvas_down_mid_batch_stops_after_a_few_failures(canvas, course, batch,
     assert r.code == 0, r.err
     assert set(states(canvas, course)) == {"inactive"}
     r = run(set_user_state, "--undo", log)
-    assert r.code == 0 and "changed 300" in r.err, r.err
+    assert r.code == 0 and "reactivated 300" in r.err, r.err
     assert set(states(canvas, course)) == {"active"}
 
 
@@ -101,7 +101,7 @@ def test_a_short_outage_is_ridden_out(canvas, course, batch, run):
     csv, log = batch
     canvas.fault(proxy_error(503, method="GET", times=4))
     r = run(set_user_state, "--csv", csv, "--log", log)
-    assert r.code == 0 and "changed 300" in r.err, r.err
+    assert r.code == 0 and "deactivated 300" in r.err, r.err
 
 
 def test_refused_connections_stop_an_enroll_batch(canvas, course, run, tmp_path, config):
@@ -138,7 +138,7 @@ def test_throttling_at_cost_6_fails_no_row(canvas, course, run, tmp_path, attemp
     csv = write_csv(tmp_path / "t.csv", "course_id,sis_user_id,state",
                     [(course.id, u.sis_user_id, "inactive") for u in people])
     r = run(set_user_state, "--csv", csv, "--retries", "0")  # not even one retry needed
-    assert r.code == 0 and "changed 60, unchanged 0, failed 0" in r.err, r.err
+    assert r.code == 0 and "deactivated 60, unchanged 0, failed 0" in r.err, r.err
     assert canvas.throttled > 0  # it was throttled, and no row paid for it
     assert set(states(canvas, course)) == {"inactive"}
 
@@ -226,7 +226,7 @@ def test_max_changes_stops_before_any_change_and_dry_run_gives_the_count(canvas,
     assert "300 changes planned so far, more than --max-changes 50 allows (none made)" in line
     assert "higher --max-changes" in line
     r = run(set_user_state, "--csv", csv, "--log", log, "--max-changes", "300")
-    assert r.code == 0 and "changed 300" in r.err
+    assert r.code == 0 and "deactivated 300" in r.err
     assert set(states(canvas, course)) == {"inactive"}
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, audit_writes, write_config
+from conftest import ROOT, audit_writes, changes_counted, write_config
 
 
 def inactive(canvas, course):
@@ -47,7 +47,7 @@ def test_a_second_signal_still_counts_every_change(canvas, course, tmp_path, fir
     assert proc.returncode == code and "Traceback" not in err, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and word in lines[0] and "run the same command again" in lines[0], err
-    changed = int(re.findall(r"changed (\d+)", lines[0])[0])
+    changed = changes_counted(lines[0])
     found = re.search(r"(\d+) unknown", lines[0])
     unknown = int(found[1]) if found else 0
     made = inactive(canvas, course)  # the process has ended: nothing is in flight any more

@@ -105,8 +105,8 @@ def test_one_enrollment_under_two_course_spellings_is_refused_on_both_lines(canv
                     [("sis_course_id:C3", "S0001", "inactive"), (course.id, "S0001", "active")])
     r = run(set_user_state, "--csv", csv)
     assert r.code == 1, r.err
-    assert "line 2 (S0001): contradicts line 3 (active), this line asks for inactive: enrollment" in r.err
-    assert "line 3 (S0001): contradicts line 2 (inactive), this line asks for active: enrollment" in r.err
+    assert "line 2: User S0001 (S0001): contradicts line 3 (active), this line asks for inactive: enrollment" in r.err
+    assert "line 3: User S0001 (S0001): contradicts line 2 (inactive), this line asks for active: enrollment" in r.err
     assert "already active" not in r.out and canvas.writes() == []
     assert canvas.store.states_of("S0001") == ["active"]
 
@@ -161,7 +161,7 @@ def test_sis_ids_that_only_look_numeric_still_run(canvas, course, run, tmp_path)
     path.write_text("course_id;sis_user_id;state\n" + "".join(f"{course.id};{s};inactive\n"
                                                              for s in ("12E4", "00123", "000140")))
     r = run(set_user_state, "--csv", str(path))
-    assert r.code == 0 and "changed 3" in r.err, r.err
+    assert r.code == 0 and "deactivated 3" in r.err, r.err
 
 
 # --- 6. course URLs ---------------------------------------------------------------------
