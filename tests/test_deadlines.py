@@ -25,5 +25,5 @@ def test_writes_that_trickle_are_settled_by_looking(canvas, course, run, tmp_pat
     csv.write_text("course_id,sis_user_id,state\n" + "".join(f"{course.id},S{n},inactive\n" for n in range(3)))
     canvas.fault(Fault("trickle", method="DELETE", seconds=0.5, times=3))
     r = run(set_user_state, "--csv", csv, "--timeout", "2", "--log", tmp_path / "audit.jsonl")
-    assert r.code == 0 and "summary: created 0, changed 3, unchanged 0, failed 0" in r.err, r.err
+    assert r.code == 0 and "summary: deactivated 3, unchanged 0, failed 0" in r.err, r.err
     assert len(canvas.writes()) == 3 and canvas.store.states_of("S0") == ["inactive"]

@@ -107,7 +107,7 @@ def test_one_foreign_answer_to_a_write_is_settled_by_looking(canvas, course, run
     csv, log = students(canvas, course, tmp_path, 5)
     canvas.fault(fault)
     r = run(set_user_state, "--csv", csv, "--log", log)
-    assert r.code == 0 and "summary: created 0, changed 5, unchanged 0, failed 0" in r.err, r.err
+    assert r.code == 0 and "summary: deactivated 5, unchanged 0, failed 0" in r.err, r.err
     assert len(canvas.writes()) == 5  # not written again: the look found it made
     assert set(states(canvas, course)) == {"inactive"}
 

@@ -23,8 +23,8 @@ def test_one_write_failing_with_500_is_that_rows_failure(canvas, course, run, ro
     canvas.fault(server_error(method="DELETE", path=f"/enrollments/{bad.id}$", times=99))
     r = run(set_user_state, "--csv", csv)
     assert r.code == 1, r.err
-    assert "summary: created 0, changed 19, unchanged 0, failed 1" in r.err and "stopped" not in r.err
-    assert f"line {position + 2} (R{position:02d}): Canvas failed with HTTP 500" in r.err
+    assert "summary: deactivated 19, unchanged 0, failed 1" in r.err and "stopped" not in r.err
+    assert f"line {position + 2}: User R{position:02d} (R{position:02d}): Canvas failed with HTTP 500" in r.err
     assert canvas.store.states_of(f"R{position:02d}") == ["active"]
     assert len(canvas.calls("DELETE", f"/enrollments/{bad.id}$")) == 3  # looked before each try
 
