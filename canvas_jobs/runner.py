@@ -310,8 +310,6 @@ class Run:
         for course in dict.fromkeys(r.course for r in requests):
             mine = [r for r in requests if r.course == course]
             try:
-                if self.options.dry_run:  # the plan the admin reviews names the course and sections
-                    ask_names(self.canvas, course)
                 mine, refused = resolve_requests(self.canvas, course, mine)
                 for r, refusal in refused:  # a section name the course does not have: that row only
                     self.failed(r.line, Change(course, r.sis_id, "failed", dry_run=self.options.dry_run,
@@ -324,6 +322,7 @@ class Run:
                 else:
                     found, ended = cc.users_enrollments(self.canvas, course, sis_ids, self.paced_map), {}
                 self.operation.prepare(self.canvas, course, mine, found, self.paced_map, ended)
+                ask_names(self.canvas, course)  # after the lookups, which say what is wrong with the course
             except cc.CanvasError as exc:
                 for r in mine:
                     self.failed(r.line, Change(course, r.sis_id, "failed",

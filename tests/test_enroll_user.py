@@ -14,8 +14,9 @@ def test_enrolls_new_user_active_in_two_lookups_and_one_post(canvas, course, run
     assert (r.code, r.err) == (0, "")
     assert r.out.startswith("enrolled S1 in course sis_course_id:PHYS2")
     assert canvas.store.states_of("S1") == ["active"]
-    assert len(canvas.calls("GET")) == 2 and len(canvas.writes()) == 1
-    assert [c["query"]["state[]"] for c in canvas.calls("GET")] == \
+    assert len(canvas.calls("GET", "/enrollments")) == 2 and len(canvas.writes()) == 1
+    assert len(canvas.calls("GET")) == 4  # + the course and its sections, which the line names
+    assert [c["query"]["state[]"] for c in canvas.calls("GET", "/enrollments")] == \
         [["active", "invited", "creation_pending"], ["inactive", "completed", "rejected", "deleted"]]
     form = canvas.writes()[0]["form"]
     assert form == {"enrollment[user_id]": "sis_user_id:S1", "enrollment[type]": "StudentEnrollment",

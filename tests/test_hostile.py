@@ -49,7 +49,9 @@ def test_any_sis_id_reaches_exactly_its_user(server, tmp_path, capsys, sis):
     assert all(len(store.enrollments_of(d)) == 1 for d in decoys(sis))
     assert TOKEN not in out + err
     for call in server.requests:  # every request stayed on the course's own paths
-        assert call["path"].startswith((f"/api/v1/courses/{course.id}/enrollments", "/api/v1/users/"))
+        assert call["path"].startswith((f"/api/v1/courses/{course.id}/enrollments", "/api/v1/users/",
+                                        f"/api/v1/courses/{course.id}/sections")) \
+            or call["path"] == f"/api/v1/courses/{course.id}"  # the course and its sections: names
 
 
 def test_sis_id_that_is_only_dashes_works_in_a_csv(canvas, course, run, tmp_path):

@@ -149,8 +149,8 @@ def test_verbose_shows_requests_without_the_token(canvas, course, enrolled, run)
     r = run(set_user_state, course.id, "S1", "inactive", "-v")
     assert r.code == 0
     lines = r.err.splitlines()
-    assert len(lines) == 3 and lines[0].startswith("GET http://127.0.0.1")
-    assert lines[2].startswith("DELETE") and "-> 200" in lines[2]
+    assert len(lines) == 5 and lines[0].startswith("GET http://127.0.0.1")  # + the course, its sections
+    assert lines[-1].startswith("DELETE") and "-> 200" in lines[-1]
 
 
 def test_server_echoing_the_token_is_redacted(canvas, course, enrolled, run):

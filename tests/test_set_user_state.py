@@ -13,7 +13,8 @@ def test_deactivates_active_user_in_two_lookups_and_one_write(canvas, course, ru
     assert (r.code, r.err) == (0, "")
     assert f"enrollment {e.id}" in r.out and "active -> inactive" in r.out
     assert canvas.store.states_of("S1") == ["inactive"]
-    assert len(canvas.calls("GET")) == 2 and len(canvas.writes()) == 1
+    assert len(canvas.calls("GET", "/enrollments")) == 2 and len(canvas.writes()) == 1
+    assert len(canvas.calls("GET")) == 4  # + the course and its sections, which the line names
     write = canvas.writes()[0]
     assert write["method"] == "DELETE" and write["query"] == {"task": "deactivate"}
     assert write["path"].endswith(f"/enrollments/{e.id}")
@@ -22,7 +23,7 @@ def test_deactivates_active_user_in_two_lookups_and_one_write(canvas, course, ru
 def test_lookups_ask_active_and_inactive_states_separately(canvas, course, run):
     canvas.store.enroll(canvas.store.add_user("S1"), course)
     run(set_user_state, course.id, "S1", "inactive")
-    first, second = canvas.calls("GET")
+    first, second = canvas.calls("GET", "/enrollments")
     assert first["query"]["state[]"] == ["active", "invited", "creation_pending"]
     assert second["query"]["state[]"] == ["inactive"]
     assert first["query"]["sis_user_id[]"] == ["S1"]
@@ -36,11 +37,12 @@ def test_reactivates_inactive_user_with_put(canvas, course, run):
     assert obj == {"course_id": str(course.id), "sis_user_id": "S1", "action": "reactivated",
                    "enrollment_id": e.id, "role": "StudentEnrollment",
                    "section_id": course.default_section_id, "before": "inactive",
-                   "after": "active", "dry_run": False, "user_name": "User S1"}
+                   "after": "active", "dry_run": False, "user_name": "User S1",
+                   "course_name": course.name, "section_name": course.name}
     assert canvas.store.states_of("S1") == ["active"]
     [write] = canvas.writes()
     assert write["method"] == "PUT" and write["path"].endswith(f"/{e.id}/reactivate")
-    assert len(canvas.requests) == 3
+    assert len(canvas.requests) == 5  # two lookups, the course and its sections (names), the write
 
 
 @pytest.mark.parametrize("state,target", [("inactive", "inactive"), ("active", "active"),

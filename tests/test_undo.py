@@ -1,14 +1,11 @@
 """Undo follows the enrollment, not the SIS ID: moved sections, changed SIS IDs, real deletions;
 which job it puts back; the listing of a log's jobs."""
 
+import re
+
 import enroll_user
 import set_user_state
-from conftest import TOKEN, audit_records, run_script, write_config
-
-
-def write_csv(path, header, rows):
-    path.write_text("\n".join([header] + [",".join(map(str, r)) for r in rows]) + "\n")
-    return str(path)
+from conftest import TOKEN, audit_records, run_script, write_config, write_csv
 
 
 def crosslisted(canvas, n, prefix="X"):
@@ -47,10 +44,10 @@ def test_undo_after_a_changed_sis_id_and_a_decrosslisted_section_restores_every_
     lines = r.out.splitlines()
     assert len(lines) == 5 and all("reactivated: inactive -> active" in line for line in lines)
     moved = [line for line in lines if f"moved to course {home.id} with its section" in line]
-    assert len(moved) == 4 and all(f"in course {home.id}:" in line for line in moved)
-    assert any(f"(X0000, now X0000-B) in course {home.id}:" in line for line in lines)
-    assert any(f"(X0100, now X0100-B) in course {merged.id}:" in line and "moved" not in line
-               for line in lines)
+    assert len(moved) == 4 and all(re.search(rf"in course {home.id}( \"[^\"]*\")?:", line) for line in moved)
+    assert any(re.search(rf"\(X0000, now X0000-B\) in course {home.id}( \"[^\"]*\")?:", line) for line in lines)
+    assert any(re.search(rf"\(X0100, now X0100-B\) in course {merged.id}( \"[^\"]*\")?:", line)
+               and "moved" not in line for line in lines)
     # the writes went to the course each enrollment is in now
     kept = store.enrollments_of("X0100-B")[0].id
     paths = sorted(w["path"] for w in canvas.writes())
