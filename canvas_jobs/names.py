@@ -1,6 +1,7 @@
 """Names beside ids: the person, the course and the section of a Change, as Canvas's answers
-of this run showed them. Naming costs no request of its own, except in a dry run: there the
-course and its sections are asked once per course (the plan is what the admin reviews)."""
+of this run showed them. People cost no request (the enrollment rows carry the user); the
+course and its sections are asked once per course per run, a dry run or a real one, so the
+plan and the lines of the run that follows it read the same."""
 
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ def course_name(course: dict | None) -> str | None:
 
 
 def ask_names(canvas: cc.Canvas, course: str) -> None:
-    """For a dry run: the course and its sections, once per course, so the plan names them.
-    A token whose scopes or rights leave them out gets the ids alone, never an error."""
+    """The course (GET /api/v1/courses/:id) and its sections (GET /api/v1/courses/:id/sections),
+    once per course per run (Canvas caches them), so the lines name them. A token whose scopes
+    or rights leave them out gets the ids alone, never an error."""
     for lookup in (canvas.course, canvas.sections):
         # the plan's own lookups say what is wrong with the course
         with contextlib.suppress(cc.CanvasForbidden, cc.CanvasScopeMissing, cc.CanvasNotFound):

@@ -310,8 +310,7 @@ class Run:
         for course in dict.fromkeys(r.course for r in requests):
             mine = [r for r in requests if r.course == course]
             try:
-                if self.options.dry_run:  # the plan the admin reviews names the course and sections
-                    ask_names(self.canvas, course)
+                ask_names(self.canvas, course)  # every line names the course and the section
                 mine, refused = resolve_requests(self.canvas, course, mine)
                 for r, refusal in refused:  # a section name the course does not have: that row only
                     self.failed(r.line, Change(course, r.sis_id, "failed", dry_run=self.options.dry_run,
