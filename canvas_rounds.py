@@ -206,9 +206,9 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         notes.append(f"nobody in course {options.old} holds {', '.join(nobody)}")
     if flipped:
         notes.append(f"course {options.old} is concluded, which made its active enrollments completed: "
-                     f"{len(flipped)} people with completed ones carried as active")
+                     f"{people_count(len(flipped))} with completed ones carried as active")
     if concluded:
-        notes.append(f"left out: {len({user for user, _ in concluded})} people concluded in course "
+        notes.append(f"left out: {people_count(len({user for user, _ in concluded}))} concluded in course "
                      f"{options.old} (--include-concluded carries them, as active)")
     if no_sis:
         notes.append(named(f"skipped: {len(no_sis)} without a SIS ID in course {options.old}",
@@ -221,6 +221,11 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         notes.append(named(f"not carried: {len(behind)} inactive enrollments beside an active one of the same "
                            f"role in course {options.old} (what a section move leaves behind)", behind))
     return people, notes
+
+
+def people_count(count: int) -> str:
+    """'1 person', '12 people'."""
+    return f"{count} {'person' if count == 1 else 'people'}"
 
 
 def named(head: str, who: list[str]) -> str:
@@ -321,9 +326,9 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
     order = {key: i for i, key in enumerate(people)}  # rows in the old roster's order, as exported
     values.sort(key=lambda v: order.get((v["sis_user_id"], v["role"]), 0))
     for name, who in sorted(misses.items()):
-        notes.append(f"no section {name!r} in course {options.new}: {len(who)} people to the default section")
+        notes.append(f"no section {name!r} in course {options.new}: {people_count(len(who))} to the default section")
     if limited:
-        notes.append(named(f"limited to their section (as in course {options.old}): {len(limited)} people",
+        notes.append(named(f"limited to their section (as in course {options.old}): {people_count(len(limited))}",
                            sorted(limited)))
     if doubled:
         noun = "role" if len(doubled) == 1 else "roles"
@@ -331,7 +336,7 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
                            "role per section; the first --role asked is carried)", doubled))
     several = {sis for (sis, _), p in people.items() if len({r[0] for r in memberships(p)}) > 1}
     if several:
-        notes.append(f"in several sections of course {options.old}: {len(several)} people, carried to each")
+        notes.append(f"in several sections of course {options.old}: {people_count(len(several))}, carried to each")
     counts = {"people": len({sis for sis, _ in people}),
               **{label: len(who) for label, who in sorted(per_section.items())},
               "already in the new course with the role or another student-type one (left as they are)":
@@ -410,7 +415,7 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
     ours = our_writes(options.log)
     values: list[dict] = []
     wanted: dict[str, set] = {"active": set(), "inactive": set()}
-    kept: dict[str, list] = {"later": [], "inactive": [], "temporary": []}
+    kept: dict[str, list] = {"later": [], "inactive": [], "temporary": [], "beside": []}
     both = set()
     for (sis, role), person in people.items():
         rows = [r for r in in_new.get(person["user_id"], []) if role_word(r) == role
@@ -429,6 +434,8 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
             if group != state and state == "active" and (not options.reactivate or active_there):
                 if not active_there:
                     kept["inactive"].append(sis)
+                elif options.reactivate:  # asked for, and not done: said
+                    kept["beside"].append(f"{sis} (enrollment {row.get('id')}, section {row.get('course_section_id')})")
                 continue
             why = later_change(canvas, row, decided, ours) if group != state else None
             if why:
@@ -441,9 +448,13 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
                            "changed after the round was carried (a later decision; set_user_state COURSE SIS_ID "
                            "STATE changes one on purpose)", kept["later"]))
     if kept["inactive"]:
-        notes.append(named(f"left inactive: {len(kept['inactive'])} people active in course {options.old} and "
+        notes.append(named(f"left inactive: {people_count(len(kept['inactive']))} active in course {options.old} and "
                            f"inactive in course {options.new} (--reactivate reactivates them)",
                            sorted(set(kept["inactive"]))))
+    if kept["beside"]:
+        notes.append(named(f"left inactive: {len(kept['beside'])} inactive enrollments in course {options.new} "
+                           "beside an active one of the same role (what a section move leaves behind)",
+                           kept["beside"]))
     if kept["temporary"]:
         notes.append(named(f"left as they are: {len(kept['temporary'])} temporary enrollments in course "
                            f"{options.new}", kept["temporary"]))

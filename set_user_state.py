@@ -17,12 +17,8 @@ import sys
 try:  # first contact: a Python without requests gets one line, not a traceback
     import requests  # noqa: F401 -- only to learn that it can be imported
 except ImportError:
-    if __name__ != "__main__":  # imported (a test, the installed command): the caller's error
-        raise
-    print(f"set_user_state.py: error: this Python ({sys.executable}) does not have the requests library "
-          "the script needs; install it with: python -m pip install requests "
-          "(or as the README's install section says)", file=sys.stderr)
-    raise SystemExit(2) from None
+    import canvas_requirements
+    canvas_requirements.missing_requests("set_user_state.py", __name__)
 
 import dataclasses
 from collections.abc import Sequence

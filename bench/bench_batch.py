@@ -49,11 +49,12 @@ def env_for(canvas):
     return {**env, "CANVAS_URL": canvas.url, "CANVAS_TOKEN": TOKEN}
 
 
-def loop(canvas, ids):
+def loop(canvas, ids, tmp):
+    """One single run per student, as people do today (in tmp, where each writes its log)."""
     env, script = env_for(canvas), str(ROOT / "set_user_state.py")
     for n, sis in enumerate(ids, start=1):
         proc = subprocess.run([sys.executable, script, "sis_course_id:BIG-2027", sis, "inactive"],
-                              env=env, capture_output=True, text=True)
+                              env=env, cwd=tmp, capture_output=True, text=True)
         if proc.returncode:
             raise SystemExit(f"loop failed at {sis}: {proc.stderr}")
         if n % 50 == 0:
@@ -100,9 +101,9 @@ def main(argv=None) -> int:
               f"latency {args.latency_ms[0]:g}-{args.latency_ms[1]:g} ms per request; "
               f"batch with --workers {args.workers or 'default'}\n")
         print(f"{'way':<28} {'requests':>9} {'writes':>7} {'throttled':>10} {'seconds':>9}")
-        if not args.skip_loop:
-            loop_calls, loop_s = measure("loop of single invocations", looped, lambda: loop(looped, ids))
         with tempfile.TemporaryDirectory() as tmp:
+            if not args.skip_loop:
+                loop_calls, loop_s = measure("loop of single invocations", looped, lambda: loop(looped, ids, tmp))
             batch_calls, batch_s = measure("one --csv run", batched, lambda: batch(batched, ids, tmp, args.workers))
             _rerun_calls, _rerun_s = measure("--csv again (all done)", batched,
                                            lambda: batch(batched, ids, tmp, args.workers))

@@ -26,11 +26,12 @@ from standin import StandinCanvas  # noqa: E402
 TOKEN = "bench-token"
 
 
-def run(canvas, script, *args):
+def run(canvas, script, *args, cwd):
+    """(lookups, writes) of one run of script; run in cwd, where a single run writes its log."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
     env.update(CANVAS_URL=canvas.url, CANVAS_TOKEN=TOKEN)
     before = len(canvas.requests)
-    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env,
+    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], env=env, cwd=cwd,
                           capture_output=True, text=True)
     if proc.returncode:
         raise SystemExit(f"{script} {' '.join(map(str, args))} failed: {proc.stderr}")
@@ -49,15 +50,15 @@ def cases(canvas, batch: int, tmp: str):
     store.add_user("N2")
     store.enroll(store.add_user("R1"), course, state="completed")
     store.enroll(store.add_user("U1"), course, role=auditor)
-    yield "deactivate an active user", (4, 1), run(canvas, "set_user_state.py", c, "A1", "inactive")
-    yield "reactivate an inactive user", (4, 1), run(canvas, "set_user_state.py", c, "I1", "active")
-    yield "enroll a new user", (4, 1), run(canvas, "enroll_user.py", c, "N1", "student")
-    yield "enroll someone already active", (4, 0), run(canvas, "enroll_user.py", c, "A1", "student")
+    yield "deactivate an active user", (4, 1), run(canvas, "set_user_state.py", c, "A1", "inactive", cwd=tmp)
+    yield "reactivate an inactive user", (4, 1), run(canvas, "set_user_state.py", c, "I1", "active", cwd=tmp)
+    yield "enroll a new user", (4, 1), run(canvas, "enroll_user.py", c, "N1", "student", cwd=tmp)
+    yield "enroll someone already active", (4, 0), run(canvas, "enroll_user.py", c, "A1", "student", cwd=tmp)
     # the sections, asked anyway, say whether the row is in the default section
-    yield "reopen a concluded enrollment", (4, 1), run(canvas, "enroll_user.py", c, "R1", "student")
-    yield "enroll with a custom role", (5, 1), run(canvas, "enroll_user.py", c, "N2", "auditor")
+    yield "reopen a concluded enrollment", (4, 1), run(canvas, "enroll_user.py", c, "R1", "student", cwd=tmp)
+    yield "enroll with a custom role", (5, 1), run(canvas, "enroll_user.py", c, "N2", "auditor", cwd=tmp)
     yield "deactivate, custom --role", (5, 1), run(canvas, "set_user_state.py", c, "U1", "inactive",
-                                                   "--role", "Auditor")
+                                                   "--role", "Auditor", cwd=tmp)
     ids = [f"B{n:04d}" for n in range(batch)]
     for sis in ids:
         store.add_user(sis)
@@ -68,7 +69,7 @@ def cases(canvas, batch: int, tmp: str):
     chunks = len(list(cc._lookup_queries(ids, ("active",))))
     budget = (2 * chunks + 3, batch)
     yield f"--csv: {batch} new users, custom role", budget, run(
-        canvas, "enroll_user.py", "--csv", csv, "--log", Path(tmp, "audit.jsonl"))
+        canvas, "enroll_user.py", "--csv", csv, "--log", Path(tmp, "audit.jsonl"), cwd=tmp)
 
 
 def main(argv=None) -> int:

@@ -199,6 +199,11 @@ def round_options(operation: Declared, parser: Parser, args: argparse.Namespace)
     if args.course is None or args.sis_id is not None or args.csv or args.undo:
         parser.error("with --from OLD_COURSE give only the new course: "
                      f"{parser.prog} [options] COURSE --from OLD_COURSE")
+    if getattr(args, "limit_to_section", None):
+        parser.error(f"--limit-to-section does not go with --from: each enrollment keeps its section limit as in "
+                     f"{args.from_course}; for one user or a CSV, give it there")
+    if getattr(args, "include_temporary", False):
+        parser.error("--include-temporary does not go with --from: temporary enrollments are never carried")
     if args.export and not args.dry_run:
         parser.error("--export goes with --dry-run: check the plan, then run it with --csv FILE")
     if args.export:
@@ -221,7 +226,8 @@ def parse_options(operation: Declared, parser: Parser, argv: Sequence[str]) -> O
         parser.error(f"give {operation.usage_line}, or --csv FILE, or --undo LOG, or COURSE --from OLD_COURSE, "
                      "or --jobs LOG")
     if single is None and not round_from and operation.per_user_options(args):
-        parser.error(f"{'/'.join(operation.per_user_options(args))} go with one user: "
+        given = operation.per_user_options(args)
+        parser.error(f"{'/'.join(given)} {'goes' if len(given) == 1 else 'go'} with one user: "
                      "with --csv, give them as CSV columns")
     if args.run and args.undo is None:
         parser.error("--run goes with --undo LOG")

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from types import FrameType
 from typing import IO, Any, Callable, TypeVar
 
+import canvas_commands
 import canvas_common as cc
 import canvas_files as files
 import canvas_http
@@ -224,7 +225,8 @@ class Run:
                 self.logs[path] = same or audit.Log(path, path == written, command, self.report.warn)
 
     def command(self) -> str:
-        return " ".join((self.options.prog, *self.options.argv))
+        """The command as run, each word quoted as the shell takes it back (for the log and --jobs)."""
+        return " ".join((self.options.prog, *map(canvas_commands.shell_quote, self.options.argv)))
 
     def open_journal(self, source_digest: str) -> None:
         """Start (or continue) the job in the log; settle what a cut-short run left open."""

@@ -226,3 +226,24 @@ def test_nothing_silent(canvas, run):
     assert r.code == 1 and "S0007's login" in r.err
     r = run(enroll_user, NEW, "NOBODY", "student")
     assert r.code == 1 and "no user with SIS ID 'NOBODY'; check it" in r.err
+
+
+def test_limit_to_section_and_include_temporary_do_not_go_with_from(canvas, run):
+    Round(canvas)
+    r = run(enroll_user, NEW, "--from", OLD, "--limit-to-section", "--dry-run")
+    assert r.code == 2 and "--limit-to-section does not go with --from" in r.err and not canvas.requests
+    r = run(set_user_state, NEW, "--from", OLD, "--include-temporary", "--dry-run")
+    assert r.code == 2 and "--include-temporary does not go with --from" in r.err and not canvas.requests
+
+
+def test_reactivate_names_an_inactive_row_beside_an_active_one_and_leaves_it(canvas, run, tmp_path):
+    rnd = Round(canvas)
+    log = tmp_path / "audit.jsonl"
+    assert run(enroll_user, NEW, "--from", OLD, "--log", log).code == 0
+    lab_row = next(e for e in rnd.store.enrollments_of("S0000", rnd.new) if e.course_section_id == rnd.lab_a.id)
+    rnd.store.set_state(lab_row, "inactive")  # a section move in the new round leaves this behind
+    r = run(set_user_state, NEW, "--from", OLD, "--reactivate", "--dry-run", "--log", log)
+    assert r.code == 0, r.err
+    assert f"beside an active one of the same role (what a section move leaves behind): S0000 " \
+           f"(enrollment {lab_row.id}, section {rnd.lab_a.id})" in r.err, r.err
+    assert lab_row.workflow_state == "inactive"

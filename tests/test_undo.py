@@ -235,3 +235,17 @@ def test_jobs_and_undo_of_a_single_command_as_subprocesses(canvas, tmp_path):
     r = run_script("set_user_state.py", "--jobs")
     assert r.out.splitlines()[1].endswith("(undone by job " + r.out.splitlines()[2].split()[0] + ")")
     assert "(undo of job " in r.out.splitlines()[2]
+
+
+def test_the_logged_command_quotes_what_the_shell_would_split(canvas, run, tmp_path):
+    """--jobs and the undo's naming line show the command so that it can be pasted back."""
+    store = canvas.store
+    course = store.add_course("Physics 2", "PHYS2")
+    store.add_section(course, "LAB-A", "Lab A")
+    store.add_user("U1")
+    log = tmp_path / "audit.jsonl"
+    assert run(enroll_user, course.id, "U1", "student", "--section", "Lab A", "--log", log).code == 0
+    r = run(enroll_user, "--jobs", log)
+    assert r.code == 0 and f"{course.id} U1 student --section 'Lab A' --log" in r.out, r.out
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0 and "--section 'Lab A'" in r.err.splitlines()[0]
