@@ -1,5 +1,6 @@
-"""Findings of the admin trial of issue 13 (run-level stops, contradictory rows, Excel marks,
-course URLs, --max-changes), each against the stand-in."""
+"""Whole-run stops while rows are read or written (a revoked token, an unreachable course, a
+write-only outage), contradictory and repeated rows, Excel's marks, course URLs and
+--max-changes, each against the stand-in."""
 
 import pytest
 
