@@ -1,5 +1,4 @@
-"""What an admin who had never seen the code found trying issue 12: hints that must reach
-the enrollment they name when followed, inactive roles as filters, dry runs of a
+"""Hints that must reach the enrollment they name when followed (a pasted command), inactive roles as filters, dry runs of a
 reopening, --json carrying what the text says, undo of invited and SIS-made
 enrollments, undo of an undo, role names typed on macOS, and an audit log left only
 by a run that wrote."""
