@@ -1,7 +1,7 @@
-"""Hints that must reach the enrollment they name when followed (a pasted command), inactive roles as filters, dry runs of a
-reopening, --json carrying what the text says, undo of invited and SIS-made
-enrollments, undo of an undo, role names typed on macOS, and an audit log left only
-by a run that wrote."""
+"""Hints that must reach the enrollment they name when followed (a pasted command),
+inactive roles as filters, dry runs of a reopening, --json carrying what the text says,
+undo of invited and SIS-made enrollments, undo of an undo, role names typed on macOS,
+and an audit log left only by a run that wrote."""
 
 import shlex
 import unicodedata
