@@ -206,6 +206,7 @@ class Canvas(Client):
         super().__init__(config, USER_AGENT, timeout=timeout, retries=retries, verbose=verbose)
         self._seen: dict[str, dict] = {}  # course and section answers, asked once
         self._lists: dict[str, list] = {}  # a course's sections, asked once
+        self._sis_imports: list[dict] | bool | None = False  # False: not asked yet
         self.known_users: set[str] = set()  # user refs a roster just showed: they exist
         self.people: dict[str, str] = {}  # SIS ID -> the user's name, as answers showed it (no request of its own)
 
@@ -325,14 +326,18 @@ class Canvas(Client):
         return next((s for s in listed if (s.get("sis_section_id") == sis if sis else str(s.get("id")) == section)),
                     None)
 
-    def sis_import(self, batch: int) -> dict | None:
-        """GET /api/v1/accounts/self/sis_imports/:id, once per run: when an SIS import ran
-        (created_at, ended_at; app/controllers/sis_imports_api_controller.rb); None when the
-        token may not see it (it needs the right to manage SIS) or Canvas has none."""
-        try:
-            return self._once(f"/api/v1/accounts/self/sis_imports/{int(batch)}", "")
-        except (CanvasNotFound, CanvasForbidden, CanvasScopeMissing):
-            return None
+    def sis_imports_since(self, since: str) -> list[dict] | None:
+        """GET /api/v1/accounts/self/sis_imports?created_since=T (app/controllers/sis_imports_api_controller.rb
+        index: newest first, each with created_at and ended_at), once per run: the SIS imports that
+        started after since (ISO 8601); None when the token may not see them (the right to manage
+        SIS) or the account has none enabled."""
+        if self._sis_imports is False:
+            try:
+                self._sis_imports = self.get_all("/api/v1/accounts/self/sis_imports", {"created_since": since}, "",
+                                                 key="sis_imports")
+            except (CanvasNotFound, CanvasForbidden, CanvasScopeMissing, CanvasBadRequest):
+                self._sis_imports = None
+        return self._sis_imports if isinstance(self._sis_imports, list) else None
 
     def login_owner(self, login: str) -> dict | None:
         """GET /api/v1/users/sis_login_id:X (lib/api.rb: login IDs compared case-insensitively): the

@@ -267,8 +267,10 @@ class Client:
             print(redact(f"{method} {shown} -> {status} ({ms:.0f} ms)", self.config.token),
                   file=sys.stderr)
 
-    def get_all(self, path: str, params: dict, not_found: str, max_pages: int = MAX_PAGES) -> list:
+    def get_all(self, path: str, params: dict, not_found: str, max_pages: int = MAX_PAGES,
+                key: str | None = None) -> list:
         """GET a Canvas list, following only rel="next" links on the same host; CanvasError if it fails.
+        key: the list is the page's member of that name ({"sis_imports": [...]}), not the page.
 
         max_pages bounds a list that never ends but does not repeat itself (a link or a
         page already seen is refused at once): MAX_PAGES for lookups of up to 100
@@ -282,6 +284,8 @@ class Client:
         while url:
             resp = self.send("GET", url, params=query, not_found=not_found)
             body = _json(resp)
+            if key is not None and isinstance(body, dict):
+                body = body.get(key)
             if not isinstance(body, list):
                 raise CanvasBadResponse("Canvas answered a list request with something that is not a list")
             _check_progress(body, previous, len(followed), max_pages)

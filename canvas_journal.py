@@ -317,8 +317,9 @@ def job_writes(entries: list[dict], job: str | None, run: str | None = None) -> 
             intent = intents.pop((e.get("of_run") or e["run"], e["seq"]), None)
             if intent and e.get("action") in WRITES:
                 # the result says what Canvas did: a POST planned as a creation may have reopened a row
-                made.append({**intent, **{k: e[k] for k in ("action", "enrollment_id", "section_id", "before", "after")
-                                          if e.get(k) is not None}, "time": e.get("time")})
+                made.append({**intent, **{k: e[k] for k in ("action", "enrollment_id", "section_id", "before", "after",
+                                                            "limit_before") if e.get(k) is not None},
+                             "time": e.get("time")})
     return made, list(intents.values())
 
 

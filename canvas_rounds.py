@@ -15,8 +15,8 @@ import csv
 import dataclasses
 import json
 import os
-from datetime import datetime
-from typing import IO
+from datetime import datetime, timedelta
+from typing import IO, Callable
 
 import canvas_common as cc
 import canvas_files as files
@@ -160,7 +160,8 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
     rows = [(line, {"course_id": options.new, **v, "name": names.get(v["sis_user_id"], "")})
             for line, v in enumerate(values, start=2)]
     roles = ", ".join(dict.fromkeys(SHORT_ROLES.get(r.label, r.label) for r in wanted))
-    notes.insert(0, f"from course {options.old} ({roles}): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    counted = ", ".join(f"{v} {singular(k) if v == 1 else k}" for k, v in counts.items())
+    notes.insert(0, f"from course {options.old} ({roles}): {counted}")
     return Round(rows, known, ended, notes)
 
 
@@ -195,7 +196,10 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         rank = next((i for i, role in enumerate(wanted) if role.holds(row)), len(wanted))
         person = people.setdefault((sis, role_word(row)), {"user_id": row.get("user_id"), "rows": [],
                                                            "type": row.get("type"), "rank": rank})
-        person["rows"].append((row.get("course_section_id"), state, row.get("updated_at") or "",
+        # when its state was decided: a completed row's time is its course's conclusion or the end
+        # of the person's studies there (Course#update_enrolled_users), no decision carried by step 4
+        decided = "" if row.get("enrollment_state") == "completed" else row.get("updated_at") or ""
+        person["rows"].append((row.get("course_section_id"), state, decided,
                                bool(row.get("limit_privileges_to_course_section"))))
     concluded -= {(p["user_id"], role) for (_, role), p in people.items()}
     flipped -= set(no_sis)  # skipped, not carried: named in their own note
@@ -221,6 +225,11 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
         notes.append(named(f"not carried: {len(behind)} inactive enrollments beside an active one of the same "
                            f"role in course {options.old} (what a section move leaves behind)", behind))
     return people, notes
+
+
+def singular(counted: str) -> str:
+    """'people in both courses' as said of one: 'person in both courses'."""
+    return "person" + counted[len("people"):] if counted.startswith("people") else counted
 
 
 def people_count(count: int) -> str:
@@ -387,24 +396,38 @@ def our_writes(path: str | None) -> dict:
     return last
 
 
-def later_change(canvas: cc.Canvas, row: dict, decided, ours: dict) -> str | None:
+def later_change(imports: Callable[[], list[dict] | None], row: dict, decided, ours: dict) -> str | None:
     """Why a new-course enrollment holds a later decision, or None. It does when Canvas last
     changed it (updated_at) after the old course's state being carried was decided, after
     these tools last wrote it (the log), and after it was made, and that change was not an
-    SIS import's (sis_import_id names an import that ran at that moment: asked once per
-    import). An SIS import is no one's decision about interrupted studies: step 4 is there
-    to put its changes right."""
+    SIS import's: the row is one SIS imports manage (it has a sis_import_id) and the change
+    falls while one of imports() ran. Any import, not only the one sis_import_id names now:
+    a later import that finds the row as it wants it only stamps its own id on it, leaving
+    updated_at as the earlier import set it (lib/sis/enrollment_importer.rb). An SIS import
+    is no one's decision about interrupted studies: step 4 is there to put its changes right."""
     changed = when(row.get("updated_at"))
     if changed is None or (decided and changed <= decided) or changed == when(row.get("created_at")):
         return None
     if row.get("id") in ours and changed <= ours[row["id"]]:
         return None
-    batch = row.get("sis_import_id")
-    run = canvas.sis_import(batch) if batch else None
-    start, end = (when(run.get("created_at")), when(run.get("ended_at"))) if run else (None, None)
-    if start and start <= changed and (end is None or changed <= end):
+    if row.get("sis_import_id") and any(ran_at(run, changed) for run in imports() or []):
         return None
     return f"changed in Canvas at {row.get('updated_at')}, after the round was carried"
+
+
+def ran_at(run: dict, moment: datetime) -> bool:
+    """Whether an SIS import (created_at, ended_at; None while it runs) was running at moment."""
+    start, end = when(run.get("created_at")), when(run.get("ended_at"))
+    return start is not None and start <= moment and (end is None or moment <= end)
+
+
+def imports_lister(canvas: cc.Canvas, in_new: dict) -> Callable[[], list[dict] | None]:
+    """The SIS imports that may have changed the new course's rows, asked once and only when
+    needed: those created since a day before the oldest of the rows (an import that started
+    before a row was made and ran on past it counts too)."""
+    made = [m for rows in in_new.values() for m in (when(r.get("created_at")) for r in rows) if m]
+    since = (min(made) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ") if made else None
+    return lambda: canvas.sis_imports_since(since) if since else None
 
 
 def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new: dict, notes: list[str]):
@@ -413,6 +436,7 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
     never a temporary enrollment, an inactive one beside an active one of the role, or one
     holding a later decision (later_change). Counts are people."""
     ours = our_writes(options.log)
+    imports = imports_lister(canvas, in_new)
     values: list[dict] = []
     wanted: dict[str, set] = {"active": set(), "inactive": set()}
     kept: dict[str, list] = {"later": [], "inactive": [], "temporary": [], "beside": []}
@@ -434,10 +458,10 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
             if group != state and state == "active" and (not options.reactivate or active_there):
                 if not active_there:
                     kept["inactive"].append(sis)
-                elif options.reactivate:  # asked for, and not done: said
+                else:  # a row --reactivate leaves too: said
                     kept["beside"].append(f"{sis} (enrollment {row.get('id')}, section {row.get('course_section_id')})")
                 continue
-            why = later_change(canvas, row, decided, ours) if group != state else None
+            why = later_change(imports, row, decided, ours) if group != state else None
             if why:
                 kept["later"].append(f"{sis} (enrollment {row.get('id')}, {row.get('enrollment_state')}: {why})")
                 continue

@@ -184,7 +184,8 @@ class Enroll(jobs.Operation[Enrollment]):
         change = jobs.Change(request.course, request.sis_id, "created", None, role.label, None, None,
                              request.state, dry_run, section=request.section, notify=request.notify,
                              role_id=role.id if role.custom else None,
-                             reopens=tuple((row["id"], row.get("enrollment_state")) for row in ended),
+                             reopens=tuple((row["id"], row.get("enrollment_state"),
+                                            bool(row.get("limit_privileges_to_course_section"))) for row in ended),
                              hint="; ".join(filter(None, notes)), limited=limit, lasting=lasting)
         # without --section Canvas reuses only the row in the course's default section, which
         # its API does not name: a reopening is planned only when certain, else a creation

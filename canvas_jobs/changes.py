@@ -49,7 +49,8 @@ class Change:
     course_name: str | None = dataclasses.field(default=None, compare=False)  # course code, else name
     hint: str = dataclasses.field(default="", compare=False)
     role_id: int | None = dataclasses.field(default=None, compare=False)  # a custom role's
-    # concluded or deleted rows of this user, role and section a POST would reopen: ((id, state), ...)
+    # concluded or deleted rows of this user, role and section a POST would reopen:
+    # ((id, state, limit_privileges_to_course_section), ...)
     reopens: tuple = dataclasses.field(default=(), compare=False)
     warning: str | None = dataclasses.field(default=None, compare=False)  # what Canvas may do later
     same_as: int | None = dataclasses.field(default=None, compare=False)  # an earlier row asked the same
@@ -118,7 +119,9 @@ class Change:
                 **({"section_name": self.section_name} if self.section_name else {}),
                 **({"error": self.error} if self.error else {}),
                 # Canvas's time of this write: a later change by someone else is a later decision
-                **({"updated_at": self.updated_at} if self.updated_at else {})}
+                **({"updated_at": self.updated_at} if self.updated_at else {}),
+                # a reopened row's section limit before the POST (Canvas sets it to what was sent)
+                **({"limit_before": self.limit_before} if self.limit_before is not None else {})}
 
     def person(self) -> str:
         """'Ada Lovelace (S1001)'; the SIS ID alone when no answer of this run showed the name;
@@ -276,13 +279,17 @@ def restore_limit(canvas: cc.Canvas, change: Change) -> None:
 def posted(change: Change, row: dict) -> Change:
     """A POST's answer: Canvas reopened one of the rows looked up before it when it
     answers with that row's id (Course#enroll_user), else it made a new one."""
-    before = {int(i): state for i, state in change.reopens}.get(int(row.get("id") or 0))
+    # reopens: (id, state, limit) each; logs of earlier versions have no limit
+    reopened = next((r for r in change.reopens if int(r[0]) == int(row.get("id") or 0)), None)
+    before = reopened[1] if reopened else None
+    limit_before = bool(reopened[2]) if reopened and len(reopened) > 2 else change.limit_before
     # the outcome is known now: the plan's conditions (which row Canvas may reopen) no longer apply
     return dataclasses.replace(change, action="reopened" if before else "created", before=before,
                                enrollment_id=row.get("id"), role=row.get("role") or change.role,
                                section_id=row.get("course_section_id"), after=row.get("enrollment_state"),
                                hint=change.lasting, warning=canvas_hints.sis_warning(row),
                                updated_at=row.get("updated_at"), temporary=False,
+                               limit_before=limit_before if before else None,
                                limited=bool(row.get("limit_privileges_to_course_section")))
 
 

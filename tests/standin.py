@@ -711,6 +711,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.with_token(auth, lambda kind: self.list_roles(seg[3], kind))
         if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 6 and seg[4] == "enrollments" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_enrollment(seg[3], seg[5], kind))
+        if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 5 and seg[4] == "sis_imports" and method == "GET":
+            return self.with_token(auth, lambda kind: self.list_sis_imports(seg[3], kind))
         if seg[:3] == ["api", "v1", "accounts"] and len(seg) == 6 and seg[4] == "sis_imports" and method == "GET":
             return self.with_token(auth, lambda kind: self.show_sis_import(seg[3], seg[5], kind))
         if seg[:3] == ["api", "v1", "sections"] and len(seg) == 4 and method == "GET":
@@ -852,6 +854,22 @@ class Handler(BaseHTTPRequestHandler):
         if kind != "admin":
             return 403, UNAUTHORIZED, {}
         return 200, dict(batch), {}
+
+    def list_sis_imports(self, account, kind):
+        """GET /api/v1/accounts/:account_id/sis_imports (app/controllers/sis_imports_api_controller.rb
+        index; import_sis or manage_sis): newest first, created_since keeps those created after
+        it, paginated, and the page is wrapped: {"sis_imports": [...]}."""
+        if account not in ("self", "1"):
+            return 404, NOT_FOUND, {}
+        if kind != "admin":
+            return 403, UNAUTHORIZED, {}
+        since = self.query.get("created_since")
+        batches = sorted(self.canvas.store.sis_batches.values(), key=lambda b: (b["created_at"], b["id"]),
+                         reverse=True)
+        if isinstance(since, str) and since:
+            batches = [b for b in batches if b["created_at"] > since]  # both ISO 8601 UTC with Z
+        status, page, headers = self.numbered_pages([dict(b) for b in batches])
+        return status, {"sis_imports": page}, headers
 
     def show_enrollment(self, account_ident, ident, kind):
         """GET /api/v1/accounts/:account_id/enrollments/:id (app/controllers/enrollments_api_controller.rb

@@ -88,7 +88,7 @@ def test_dry_run_export_csv_and_undo_carry_every_section_and_the_limit(canvas, r
     assert f"no section 'Lab B' in course {NEW}: {lab_b} people to the default section" in r.err
     assert "not carried: 1 temporary enrollments" in r.err and "X0001 (teacher, temporary enrollment" in r.err
     assert "not carried: 2 inactive enrollments beside an active one" in r.err
-    assert "limited to their section (as in course sis_course_id:CHEM1-2026): 1 people: T0001" in r.err
+    assert "limited to their section (as in course sis_course_id:CHEM1-2026): 1 person: T0001" in r.err
     with open(plan, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["limit_to_section"] for row in rows if row["sis_user_id"] == "T0001"] == ["true"]
@@ -247,3 +247,61 @@ def test_reactivate_names_an_inactive_row_beside_an_active_one_and_leaves_it(can
     assert f"beside an active one of the same role (what a section move leaves behind): S0000 " \
            f"(enrollment {lab_row.id}, section {rnd.lab_a.id})" in r.err, r.err
     assert lab_row.workflow_state == "inactive"
+
+
+def test_step_4_after_two_sis_imports_still_puts_the_first_ones_changes_right(canvas, run, tmp_path):
+    """The second import finds the rows active already and only stamps its id on them
+    (updated_at stays the first import's): still an import's change, not a decision."""
+    rnd = Round(canvas)
+    store, log = rnd.store, tmp_path / "audit.jsonl"
+    assert run(enroll_user, NEW, "--from", OLD, "--log", log).code == 0
+    assert run(set_user_state, NEW, "--from", OLD, "--log", log).code == 0
+    for _night in range(2):
+        store.advance(86400)
+        store.sis_import([(e, "active") for e in rnd.student_rows()])
+    store.advance(3600)
+    r = run(set_user_state, NEW, "--from", OLD, "--log", log)
+    rows_back = sum(len(rnd.sections_of(s)) for s in rnd.inactive)
+    assert r.code == 0 and f"summary: deactivated {rows_back}," in r.err, r.err
+    assert "someone changed after the round was carried" not in r.err
+    assert len(canvas.calls("GET", "sis_imports")) == 1  # one list of the imports since the round
+    assert all(set(store.states_of(s, rnd.new)) == {"inactive"} for s in rnd.inactive)
+
+
+def test_concluding_the_old_course_is_no_decision_over_a_later_one(canvas, run, tmp_path):
+    rnd = Round(canvas)
+    store, log = rnd.store, tmp_path / "audit.jsonl"
+    assert run(enroll_user, NEW, "--from", OLD, "--log", log).code == 0
+    store.advance(3600)  # another admin deactivates S0004 (active in the old round) by hand
+    for e in store.enrollments_of("S0004", rnd.new):
+        store.set_state(e, "inactive")
+    store.advance(3600)
+    store.conclude_course(rnd.old)  # the end of term: its active enrollments become completed
+    store.advance(3600)
+    r = run(set_user_state, NEW, "--from", OLD, "--reactivate", "--log", log)
+    assert r.code == 0, r.err
+    assert set(store.states_of("S0004", rnd.new)) == {"inactive"}
+    assert "S0004 (enrollment" in r.err and "someone changed after the round was carried" in r.err
+
+
+def test_an_inactive_row_beside_an_active_one_is_named_without_reactivate_too(canvas, run, tmp_path):
+    rnd = Round(canvas)
+    log = tmp_path / "audit.jsonl"
+    assert run(enroll_user, NEW, "--from", OLD, "--log", log).code == 0
+    lecture = next(e for e in rnd.store.enrollments_of("S0001", rnd.new) if e.course_section_id == rnd.lec.id)
+    rnd.store.set_state(lecture, "inactive")  # by hand, in one of two sections
+    r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--log", log)
+    assert r.code == 0 and f"S0001 (enrollment {lecture.id}, section {rnd.lec.id})" in r.err, r.err
+
+
+def test_undo_puts_back_the_limit_of_a_row_reopened_in_the_default_section(canvas, run, tmp_path):
+    store = canvas.store
+    course = store.add_course("Physics 2", "PHYS2")
+    store.add_section(course, "LAB", "Lab")  # two sections: the POST's reopening is not certain
+    ta = store.enroll(store.add_user("D3"), course, type="TaEnrollment", state="completed")
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, course.id, "D3", "ta", "--limit-to-section", "--log", log)
+    assert r.code == 0 and "reopened" in r.out and ta.limit is True, r.out + r.err
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0, r.err
+    assert ta.workflow_state == "completed" and ta.limit is False

@@ -190,7 +190,7 @@ def test_set_state_direction_after_a_feed_made_everyone_active(canvas, run, tmp_
     canvas.store.set_state(reactivated, "active")
     r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--json", "--log", log)
     assert r.code == 0 and not [o for o in r.json() if o["action"] != "unchanged"]
-    assert "left inactive: 1 people active in course" in r.err and "--reactivate reactivates them" in r.err
+    assert "left inactive: 1 person active in course" in r.err and "--reactivate reactivates them" in r.err
     r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--json", "--log", log, "--reactivate")
     assert r.code == 0 and [(o["sis_user_id"], o["action"]) for o in r.json() if o["action"] != "unchanged"] \
         == [("S0003", "reactivated")]
@@ -372,7 +372,7 @@ def test_a_role_given_exactly_carries_only_that_role(canvas, run):
     r = run(enroll_user, NEW, "--from", OLD, "--role", f"role_id:{examiner_ta.id}")
     assert r.code == 0, r.err
     assert {e.role for e in canvas.store.enrollments.values() if e.course_id == rnd.new.id} == {"EXAMINER"}
-    assert "from course sis_course_id:PHYS1-2026 (EXAMINER): 1 people" in r.err
+    assert "from course sis_course_id:PHYS1-2026 (EXAMINER): 1 person" in r.err
     r = run(enroll_user, NEW, "--from", OLD, "--role", "designer", "--dry-run")
     assert r.code == 0 and f"nobody in course {OLD} holds DesignerEnrollment" in r.err
 
