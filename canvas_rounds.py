@@ -329,7 +329,8 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
                     continue
             values.append(value)
             limited.update([sis] if limit else [])
-            label = f"to section {names[target]!r} ({target})" if target in names else \
+            known = names.get(target) or (canvas.known_section(options.new, target) or {}).get("name")
+            label = f"to section {known!r} ({target})" if target and known else \
                 f"to section {target}" if target else "to the default section"
             per_section.setdefault(label, set()).add(sis)
     order = {key: i for i, key in enumerate(people)}  # rows in the old roster's order, as exported
@@ -472,9 +473,9 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
                            "changed after the round was carried (a later decision; set_user_state COURSE SIS_ID "
                            "STATE changes one on purpose)", kept["later"]))
     if kept["inactive"]:
-        notes.append(named(f"left inactive: {people_count(len(kept['inactive']))} active in course {options.old} and "
-                           f"inactive in course {options.new} (--reactivate reactivates them)",
-                           sorted(set(kept["inactive"]))))
+        who = sorted(set(kept["inactive"]))  # a person inactive in two sections is one person
+        notes.append(named(f"left inactive: {people_count(len(who))} active in course {options.old} and "
+                           f"inactive in course {options.new} (--reactivate reactivates them)", who))
     if kept["beside"]:
         notes.append(named(f"left inactive: {len(kept['beside'])} inactive enrollments in course {options.new} "
                            "beside an active one of the same role (what a section move leaves behind)",

@@ -144,6 +144,8 @@ class Change:
             text = f"{who}: {what} {self.after}: same as line {self.same_as}"
         elif self.action == "unchanged" and self.enrollment_id is None:  # left alone for another row
             text = f"{who}: not enrolled as {self.role}; nothing to do"
+        elif self.action == "unchanged" and self.temporary:  # a loan is never "already enrolled"
+            text = f"{who}: {what} left as it is ({self.before})"
         elif self.action == "unchanged":
             text = f"{who}: {what} is already {self.before}; nothing to do"
         elif self.action == "created" and self.dry_run:

@@ -316,7 +316,7 @@ class Run:
                 for r, refusal in refused:  # a section name the course does not have: that row only
                     self.failed(r.line, Change(course, r.sis_id, "failed", dry_run=self.options.dry_run,
                                                error=str(refusal)), refusal)
-                sis_ids = [r.sis_id for r in mine]
+                sis_ids = list(dict.fromkeys(r.sis_id for r in mine))  # a person on several rows: asked once
                 if course in self.known:  # read whole by the source (--from)
                     found, ended = self.known[course]
                 elif self.operation.wants_ended:

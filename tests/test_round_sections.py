@@ -192,6 +192,7 @@ def test_temporary_enrollments_are_their_own_kind(canvas, run):
     r = run(enroll_user, NEW, "X0003", "teacher", "--section", "sis_section_id:NEW-LEC")
     assert r.code == 0 and not canvas.writes()
     assert f"holds this role only by temporary enrollment {loan.id} (lent by user" in r.out
+    assert "already" not in r.out and "temporary) left as it is (active)" in r.out
     assert f"ends {SOON[:10]}" in r.out and "nothing to do" not in r.out.replace("; nothing", "")
     r = run(enroll_user, NEW, "X0003", "teacher", "--section", "sis_section_id:NEW-LA")
     assert r.code == 0 and f"beside temporary enrollment {loan.id}" in r.out
