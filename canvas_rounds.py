@@ -140,7 +140,10 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
     # every role and state: the plan weighs other roles (a student-type custom role) and the
     # concluded or deleted rows a POST would reopen (Course#enroll_user), all from this one read
     new_rows = roster(canvas, options.new, None, (*HELD_STATES, *cc.ENDED_STATES))
-    people, notes = carried(old_rows, options, wanted, hard)
+    # each person's name, for the lines, the notes and --export's name column (which --csv ignores)
+    names = {canvas_ids.row_sis_id(row): (row.get("user") or {}).get("name") or "" for row in old_rows}
+    canvas.people.update({sis: name for sis, name in names.items() if sis is not None and name})
+    people, notes = carried(old_rows, options, wanted, hard, canvas.people)
     in_new: dict = {}
     ended_in_new: dict = {}
     for row in new_rows:
@@ -154,9 +157,6 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
         values, counts = enroll_values(canvas, options, people, in_new, notes)
     else:
         values, counts = state_values(canvas, options, people, in_new, notes)
-    # each person's name, for the lines and --export's name column (which --csv ignores)
-    names = {canvas_ids.row_sis_id(row): (row.get("user") or {}).get("name") or "" for row in old_rows}
-    canvas.people.update({sis: name for sis, name in names.items() if sis is not None and name})
     rows = [(line, {"course_id": options.new, **v, "name": names.get(v["sis_user_id"], "")})
             for line, v in enumerate(values, start=2)]
     roles = ", ".join(dict.fromkeys(SHORT_ROLES.get(r.label, r.label) for r in wanted))
@@ -165,11 +165,14 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
     return Round(rows, known, ended, notes)
 
 
-def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_roles.Role], hard: bool = False):
+def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_roles.Role], hard: bool = False,
+            names: dict | None = None):
     """({(SIS ID, role): person}, notes): who is carried, with the old rows (section, state,
     when changed) of each role, the base type and the rank of the role asked; people without
     a SIS ID and concluded enrollments are named in notes. hard: the old course was concluded
-    (workflow_state completed), so its completed rows count as active."""
+    (workflow_state completed), so its completed rows count as active. names: SIS ID -> name,
+    for the notes."""
+    names = names or {}
     people: dict = {}
     no_sis: dict = {}
     concluded = set()
@@ -178,8 +181,8 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
     for row in old_rows:
         state = row.get("enrollment_state")
         if canvas_hints.is_temporary(row):  # lent access, not a membership of the round
-            loans.append(f"{canvas_ids.row_sis_id(row) or (row.get('user') or {}).get('name')} "
-                         f"({role_word(row)}, {canvas_hints.loan(row)})")
+            loans.append(person_label({canvas_ids.row_sis_id(row): (row.get("user") or {}).get("name")},
+                                canvas_ids.row_sis_id(row), f"{role_word(row)}, {canvas_hints.loan(row)}"))
             continue
         if state == "completed" and hard:
             flipped.add(row.get("user_id"))
@@ -220,11 +223,21 @@ def carried(old_rows: list[dict], options: RoundOptions, wanted: list[canvas_rol
     if loans:
         notes.append(named(f"not carried: {len(loans)} temporary enrollments in course {options.old} (lent "
                            "access that ends by itself)", loans))
-    behind = [f"{sis} ({role}, section {r[0]})" for (sis, role), p in people.items() for r in left_behind(p)]
+    behind = [person_label(names, sis, f"{role}, section {r[0]}") for (sis, role), p in people.items()
+              for r in left_behind(p)]
     if behind:
         notes.append(named(f"not carried: {len(behind)} inactive enrollments beside an active one of the same "
                            f"role in course {options.old} (what a section move leaves behind)", behind))
     return people, notes
+
+
+def person_label(names: dict, sis: str | None, detail: str = "") -> str:
+    """A person in a note: 'Ada Lovelace (S1001, detail)', or 'S1001 (detail)' when no answer
+    showed the name."""
+    name = names.get(sis)
+    inside = ", ".join(filter(None, [sis, detail])) if name else detail
+    label = name or sis or "?"
+    return f"{label} ({inside})" if inside else label
 
 
 def singular(counted: str) -> str:
@@ -325,7 +338,7 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
             if person["type"] == "StudentEnrollment":
                 first = student_in.setdefault((sis, target), role)
                 if first != role:
-                    doubled.append(f"{sis} ({role}; carried as {first})")
+                    doubled.append(person_label(canvas.people, sis, f"{role}; carried as {first}"))
                     continue
             values.append(value)
             limited.update([sis] if limit else [])
@@ -339,7 +352,7 @@ def enroll_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new
         notes.append(f"no section {name!r} in course {options.new}: {people_count(len(who))} to the default section")
     if limited:
         notes.append(named(f"limited to their section (as in course {options.old}): {people_count(len(limited))}",
-                           sorted(limited)))
+                           [person_label(canvas.people, sis) for sis in sorted(limited)]))
     if doubled:
         noun = "role" if len(doubled) == 1 else "roles"
         notes.append(named(f"not carried: {len(doubled)} second student-type {noun} (one student-type "
@@ -446,7 +459,7 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
         rows = [r for r in in_new.get(person["user_id"], []) if role_word(r) == role
                 and canvas_ids.section_matches(r, options.section)]
         ordinary = [r for r in rows if not canvas_hints.is_temporary(r)]
-        kept["temporary"] += [f"{sis} ({canvas_hints.loan(r)})" for r in rows if r not in ordinary]
+        kept["temporary"] += [person_label(canvas.people, sis, canvas_hints.loan(r)) for r in rows if r not in ordinary]
         if not ordinary:
             continue
         both.add(sis)
@@ -460,11 +473,13 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
                 if not active_there:
                     kept["inactive"].append(sis)
                 else:  # a row --reactivate leaves too: said
-                    kept["beside"].append(f"{sis} (enrollment {row.get('id')}, section {row.get('course_section_id')})")
+                    kept["beside"].append(person_label(canvas.people, sis, f"enrollment {row.get('id')}, "
+                                                                     f"section {row.get('course_section_id')}"))
                 continue
             why = later_change(imports, row, decided, ours) if group != state else None
             if why:
-                kept["later"].append(f"{sis} (enrollment {row.get('id')}, {row.get('enrollment_state')}: {why})")
+                kept["later"].append(person_label(canvas.people, sis, f"enrollment {row.get('id')}, "
+                                                                f"{row.get('enrollment_state')}: {why}"))
                 continue
             section = options.section or ("" if len(ordinary) == 1 else str(row.get("course_section_id")))
             values.append({"sis_user_id": sis, "state": state, "role": role, "section": section})
@@ -475,7 +490,8 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
     if kept["inactive"]:
         who = sorted(set(kept["inactive"]))  # a person inactive in two sections is one person
         notes.append(named(f"left inactive: {people_count(len(who))} active in course {options.old} and "
-                           f"inactive in course {options.new} (--reactivate reactivates them)", who))
+                           f"inactive in course {options.new} (--reactivate reactivates them)",
+                           [person_label(canvas.people, sis) for sis in who]))
     if kept["beside"]:
         notes.append(named(f"left inactive: {len(kept['beside'])} inactive enrollments in course {options.new} "
                            "beside an active one of the same role (what a section move leaves behind)",

@@ -86,9 +86,9 @@ def test_dry_run_export_csv_and_undo_carry_every_section_and_the_limit(canvas, r
     assert not [o for o in lines if o["sis_user_id"] == "X0001"]  # the substitute's loan stays behind
     lab_b = sum(1 for lab in rnd.labs.values() if lab == "B")
     assert f"no section 'Lab B' in course {NEW}: {lab_b} people to the default section" in r.err
-    assert "not carried: 1 temporary enrollments" in r.err and "X0001 (teacher, temporary enrollment" in r.err
+    assert "not carried: 1 temporary enrollments" in r.err and "(X0001, teacher, temporary enrollment" in r.err
     assert "not carried: 2 inactive enrollments beside an active one" in r.err
-    assert "limited to their section (as in course sis_course_id:CHEM1-2026): 1 person: T0001" in r.err
+    assert "limited to their section (as in course sis_course_id:CHEM1-2026): 1 person: Tara TA (T0001)" in r.err
     with open(plan, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["limit_to_section"] for row in rows if row["sis_user_id"] == "T0001"] == ["true"]
@@ -134,7 +134,7 @@ def test_step_4_after_an_sis_import_keeps_later_decisions(canvas, run, tmp_path)
     assert set(store.states_of("S0003", rnd.new)) == {"active"}
     assert set(store.states_of("S0004", rnd.new)) == {"inactive"}
     assert all(set(store.states_of(s, rnd.new)) == {"inactive"} for s in back)
-    assert "left as they are: " in r.err and "S0003 (enrollment" in r.err and "S0004 (enrollment" in r.err
+    assert "left as they are: " in r.err and "(S0003, enrollment" in r.err and "(S0004, enrollment" in r.err
     assert "someone changed after the round was carried" in r.err
     assert "left as they are: 1 temporary enrollments" not in r.err  # X0002 is in no old row
     # rerun at any time: nothing newer is undone, nothing written
@@ -159,7 +159,7 @@ def test_a_change_no_log_knows_of_is_a_later_decision_unless_it_made_the_row(can
     assert r.code == 0, r.err
     changed = {o["sis_user_id"] for o in r.json() if o["action"] == "deactivated"}
     assert changed == rnd.inactive - {"S0013"}  # rows unchanged since made are carried rows
-    assert "S0013 (enrollment" in r.err
+    assert "(S0013, enrollment" in r.err
 
 
 def test_a_limited_row_reopened_keeps_its_limit_and_undo_puts_a_changed_one_back(canvas, run, tmp_path):
@@ -245,8 +245,8 @@ def test_reactivate_names_an_inactive_row_beside_an_active_one_and_leaves_it(can
     rnd.store.set_state(lab_row, "inactive")  # a section move in the new round leaves this behind
     r = run(set_user_state, NEW, "--from", OLD, "--reactivate", "--dry-run", "--log", log)
     assert r.code == 0, r.err
-    assert f"beside an active one of the same role (what a section move leaves behind): S0000 " \
-           f"(enrollment {lab_row.id}, section {rnd.lab_a.id})" in r.err, r.err
+    assert f"beside an active one of the same role (what a section move leaves behind): Student 0000 " \
+           f"(S0000, enrollment {lab_row.id}, section {rnd.lab_a.id})" in r.err, r.err
     assert lab_row.workflow_state == "inactive"
 
 
@@ -282,7 +282,7 @@ def test_concluding_the_old_course_is_no_decision_over_a_later_one(canvas, run, 
     r = run(set_user_state, NEW, "--from", OLD, "--reactivate", "--log", log)
     assert r.code == 0, r.err
     assert set(store.states_of("S0004", rnd.new)) == {"inactive"}
-    assert "S0004 (enrollment" in r.err and "someone changed after the round was carried" in r.err
+    assert "(S0004, enrollment" in r.err and "someone changed after the round was carried" in r.err
 
 
 def test_an_inactive_row_beside_an_active_one_is_named_without_reactivate_too(canvas, run, tmp_path):
@@ -292,7 +292,7 @@ def test_an_inactive_row_beside_an_active_one_is_named_without_reactivate_too(ca
     lecture = next(e for e in rnd.store.enrollments_of("S0001", rnd.new) if e.course_section_id == rnd.lec.id)
     rnd.store.set_state(lecture, "inactive")  # by hand, in one of two sections
     r = run(set_user_state, NEW, "--from", OLD, "--dry-run", "--log", log)
-    assert r.code == 0 and f"S0001 (enrollment {lecture.id}, section {rnd.lec.id})" in r.err, r.err
+    assert r.code == 0 and f"(S0001, enrollment {lecture.id}, section {rnd.lec.id})" in r.err, r.err
 
 
 def test_undo_puts_back_the_limit_of_a_row_reopened_in_the_default_section(canvas, run, tmp_path):

@@ -395,8 +395,8 @@ def test_one_enrollment_per_person_and_role_in_the_section_of_the_active_one(can
     assert got == [(new_b.id, "active")]
     assert [e.role for e in store.enrollments_of("I-Y", new)] == ["StudentEnrollment"]
     assert "not carried: 1 inactive enrollments beside an active one of the same role" in r.err
-    assert f"I-X (student, section {old_a.id})" in r.err
-    assert "not carried: 1 second student-type role " in r.err and "I-Y (Auditor; carried as student)" in r.err
+    assert f"(I-X, student, section {old_a.id})" in r.err
+    assert "not carried: 1 second student-type role " in r.err and "(I-Y, Auditor; carried as student)" in r.err
     assert "2 people, 1 to section 'Lab A' (sis_section_id:NA), 1 to section 'Lab B' (sis_section_id:NB)" in r.err
 
 
