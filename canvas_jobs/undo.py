@@ -17,6 +17,7 @@ import canvas_ids
 import canvas_journal as audit
 
 from .changes import Change, Operation, Request, settle
+from .names import ask_names
 from .options import DEFAULT_LOG, Options
 from .report import EXIT_OUTPUT_CLOSED
 
@@ -151,6 +152,8 @@ class Undo(Operation[UndoRequest]):
                 break
         rows = list(map(lambda r: self.by_id_or_why(canvas, r.enrollment_id), missing))
         self.elsewhere.update(zip((r.enrollment_id for r in missing), rows))
+        for moved_to in {str(row.get("course_id")) for row in self.elsewhere.values() if row} - here:
+            ask_names(canvas, moved_to)  # the lines name the course each went to, and its section
 
     def by_id_or_why(self, canvas: cc.Canvas, enrollment_id: int | None) -> dict | None:
         """The enrollment by its id; None if Canvas has none, or (said in self.hidden) if
