@@ -135,6 +135,8 @@ def load_config(path: str | None = None, environ: Mapping[str, str] | None = Non
         raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
     except ValueError as exc:
         raise ConfigError(f"config file {path} is not valid JSON ({exc})") from None
+    except RecursionError:  # brackets nested deeper than Python's stack
+        raise ConfigError(f"config file {path} is not a config file (JSON nested too deep)") from None
     canvas = data.get("canvas") if isinstance(data, dict) else None
     if not isinstance(canvas, dict):
         raise ConfigError(f'config file {path} has no "canvas" object: {CONFIG_HELP}')

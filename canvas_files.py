@@ -49,6 +49,11 @@ def os_error(exc: OSError, what: str) -> cc.CanvasError:
     return kind(f"{what}: {exc.strerror or exc}")
 
 
+# a file these scripts make beside another (PATH.lock, PATH.damaged) is never reached through a
+# symbolic link someone put there: it would write into whatever file the link names (POSIX)
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def file_kind(mode: int) -> str | None:
     """What a non-regular file is, in words; None for a regular file."""
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
@@ -72,6 +77,9 @@ def check_appendable(path: str, what: str) -> None:
     if st is not None and file_kind(st.st_mode):
         raise cc.ConfigError(f"{what} {path} is {file_kind(st.st_mode)}, not a file; give the name "
                              "of a file in a folder you can write")
+    if st is not None and _is_output(st):
+        raise cc.ConfigError(f"{what} {path} is the file this command's output goes to (stdout or stderr "
+                             "redirected to it); give the log another name")
     folder = os.path.dirname(os.path.abspath(path))
     if st is None and not os.path.isdir(folder):
         raise cc.ConfigError(f"cannot write {what} {path}: no such folder {folder}")
@@ -79,6 +87,17 @@ def check_appendable(path: str, what: str) -> None:
         raise cc.ConfigError(f"cannot write {what} {path}: "
                              + ("the file is read-only" if st else f"the folder {folder} is read-only"))
     check_room(path, folder, st.st_size if st else 0, what)
+
+
+def _is_output(st: os.stat_result) -> bool:
+    """Is this file where stdout or stderr goes (--log /dev/stdout > file, --log X > X)?"""
+    for fd in (1, 2):
+        try:
+            if os.path.samestat(st, os.fstat(fd)):
+                return True
+        except OSError:  # a closed stream
+            continue
+    return False
 
 
 def check_room(path: str, folder: str, size: int, what: str) -> None:
@@ -208,8 +227,11 @@ class FileLock:
 
     def _open(self) -> int:
         try:
-            return os.open(self.name, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+            return os.open(self.name, os.O_RDWR | os.O_CREAT | NO_FOLLOW | getattr(os, "O_BINARY", 0), 0o600)
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise cc.ConfigError(f"the lock file {self.name} of {self.what} {self.path} is a symbolic link; "
+                                     "remove it (the scripts make their own), then run again") from None
             raise os_error(exc, f"cannot write the lock file {self.name} of {self.what} {self.path}") from None
 
     def release(self) -> None:

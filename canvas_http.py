@@ -411,7 +411,7 @@ def _per_page(links: dict[str, str]) -> int:
 def _json(resp: requests.Response) -> Any:
     try:
         return resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's stack
         raise CanvasBadResponse(
             f"Canvas answered HTTP {resp.status_code} with a body that is not JSON; "
             "check that the host is your Canvas") from None

@@ -189,7 +189,25 @@ def read_log(path: str, warn: Callable[[str], None], repair: bool = False) -> li
         _damaged_tail(path, whole_end, size, tail, warn, repair)
     elif repair and whole_end and _ends_without_newline(path, size):
         _append_newline(path)  # a whole last record cut just before its newline
-    return entries
+    return with_starts(entries)
+
+
+DAMAGED_START = "(its start record is damaged)"
+
+
+def with_starts(entries: list[dict]) -> list[dict]:
+    """The records, with a stand-in start before the first record of each run whose start
+    record was damaged (skipped): its job still counts as a job, named as damaged, so the
+    last job is never taken for an older one."""
+    started = {e["run"] for e in entries if e.get("event") == "start"}
+    whole: list[dict] = []
+    for entry in entries:
+        if entry["run"] not in started:
+            started.add(entry["run"])
+            whole.append({"time": entry.get("time"), "run": entry["run"], "job": entry.get("job", entry["run"]),
+                          "event": "start", "command": DAMAGED_START, "damaged": True})
+        whole.append(entry)
+    return whole
 
 
 OURS = b'{"time": "'  # how every record of these scripts begins
@@ -209,17 +227,20 @@ def _records(f: IO[bytes]) -> tuple[list[dict], list[tuple[int, int, bool]], int
         start, too_long = line[:len(OURS)], len(line) == MAX_RECORD and not line.endswith(b"\n")
         while len(line) == MAX_RECORD and not line.endswith(b"\n"):  # skip the rest of an endless line
             line = f.readline(MAX_RECORD)
+        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:]  # a byte-order mark an editor (Notepad) put before the first record
         if not too_long and not line.strip(b" \t\r\n"):
             continue
         entry = None if too_long else _record(line)
         if entry is None:
-            damaged.append((number, f.tell(), start == OURS))
+            damaged.append((number, f.tell(), line[:len(OURS)] == OURS or start == OURS))
         else:
             entries.append(entry)
             whole_end = f.tell()
     return entries, damaged, whole_end, f.tell()
 
 
+EVENTS = ("start", "intent", "result", "write", "end", "change")  # "change": version 1's
 # fields each kind of record needs to be used (a record without them is damaged)
 NEEDS = {"intent": ("seq", "course_id", "sis_user_id", "action"), "result": ("seq", "action"),
          "change": ("course_id", "enrollment_id", "action")}
@@ -229,9 +250,9 @@ def _record(line: bytes) -> dict | None:
     """One line as a record of these scripts, or None."""
     try:
         entry = json.loads(line.decode("utf-8"))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested past Python's stack
         return None
-    if not (isinstance(entry, dict) and isinstance(entry.get("run"), str) and isinstance(entry.get("event"), str)):
+    if not (isinstance(entry, dict) and isinstance(entry.get("run"), str) and entry.get("event") in EVENTS):
         return None
     if any(entry.get(k) is None for k in NEEDS.get(entry["event"], ())):
         return None
@@ -250,8 +271,8 @@ def _damaged_tail(path: str, start: int, size: int, lines: list[int],
         return
     aside = path + ".damaged"
     try:
-        with open(path, "rb") as source, open(os.open(aside, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
-                                               "ab") as out:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | files.NO_FOLLOW
+        with open(path, "rb") as source, open(os.open(aside, flags, 0o600), "ab") as out:
             source.seek(start)
             shutil.copyfileobj(source, out)
             out.write(b"\n")
@@ -332,6 +353,10 @@ def pick_job(entries: list[dict], path: str, wanted: str | None, listing: str = 
         raise cc.ConfigError(f"{path} records no job that changed anything; nothing to undo")
     if wanted is None:
         last = starts[-1]
+        if last.get("damaged"):  # what it was (an undo?) is unknown: put back only when named
+            raise cc.ConfigError(f"the start record of the last job in {path} ({last['job']}) is damaged, so "
+                                 f"what it did cannot be named; to undo it give --run {last['job']}"
+                                 + (f" ({listing})" if listing else ""))
         if last.get("operation") == "undo" and open_job(entries, last.get("key")):
             return pick_job(entries, path, last["target"], listing)  # finish the undo cut short
         return last["job"], None

@@ -369,22 +369,51 @@ def observed(change: Change, rows: list[dict]) -> Change | None:
 # --- the write-ahead audit log: what its records mean in Canvas -------------------------
 
 
-def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]) -> list[dict]:
-    """Close intents whose answer was lost: done if Canvas shows the change, else not done."""
-    made = []
+def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Close intents whose answer was lost: done if Canvas shows the change, else not done.
+
+    (made, unsettled): the writes found made, and the intents Canvas cannot tell about now
+    (their user has another SIS ID, or the token may not look the enrollment up by id):
+    those stay open in the log, each with "unsettled" saying why, never taken for not done."""
+    made, unsettled = [], []
     for course in dict.fromkeys(i["course_id"] for i in intents):
         mine = [i for i in intents if i["course_id"] == course]
         found = cc.users_enrollments(canvas, course, [i["sis_user_id"] for i in mine])
         for intent in mine:
             change = change_of(intent)
-            seen = observed(change, found.get(intent["sis_user_id"], []))
+            rows = found.get(intent["sis_user_id"], [])
+            seen = observed(change, rows)
+            if seen is None and change.enrollment_id is not None \
+                    and not any(r.get("id") == change.enrollment_id for r in rows):
+                try:  # not where the log says: the section moved course, or the user's SIS ID changed
+                    seen, why = observed_by_id(change, canvas.enrollment_by_id(change.enrollment_id)), ""
+                except cc.CanvasForbidden as exc:
+                    why = f"enrollment {change.enrollment_id} is not in course {course} now and {exc}"
+            else:
+                why = "" if seen or change.enrollment_id is not None or canvas.user_exists(
+                    canvas_ids.sis_ref("sis_user_id", intent["sis_user_id"])) else \
+                    f"Canvas has no user with SIS ID {intent['sis_user_id']!r} now (changed since?)"
+            if why:
+                unsettled.append({**intent, "unsettled": f"cannot tell whether the job's {change.action} write "
+                                                         f"was made: {why}; it stays open in the log"})
+                continue
             outcome = seen or change.not_done()
             if journal:
                 journal.result(intent["seq"], outcome.result_fields(), of_run=intent["run"], settled=True)
             if seen:
                 made.append({**intent, "enrollment_id": seen.enrollment_id,
                              "section_id": seen.section_id, "after": seen.after})
-    return made
+    return made, unsettled
+
+
+def observed_by_id(change: Change, row: dict | None) -> Change | None:
+    """The change as made, from its enrollment found by id wherever it is now (None: Canvas
+    has no such enrollment, or it is not in the state the write made)."""
+    if row is None or cc.state_group(row.get("enrollment_state")) != cc.state_group(change.after):
+        return None
+    if change.action in ("created", "reopened"):
+        return posted(change, row)
+    return dataclasses.replace(change, after=row.get("enrollment_state"))
 
 
 def change_of(entry: dict) -> Change:

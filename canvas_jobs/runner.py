@@ -240,7 +240,10 @@ class Run:
         self.journal.start(self.command(), self.operation.name,
                            key, continues=last, **self.operation.log_fields())
         if last:
-            settle(self.canvas, self.journal, audit.job_writes(entries, last["job"])[1])
+            _made, unsettled = settle(self.canvas, self.journal, audit.job_writes(entries, last["job"])[1])
+            for intent in unsettled:  # the rows run again; the log keeps these open for --undo
+                self.report.warn(f"warning: {intent['sis_user_id']} in course {intent['course_id']}: "
+                                 f"{intent['unsettled']}")
 
     def process(self, rows: Iterable[Row]) -> None:
         """Plan and apply block by block; a block's writes land before the next block's lookups."""

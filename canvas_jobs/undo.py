@@ -89,19 +89,23 @@ class Undo(Operation[UndoRequest]):
     def rows(self, canvas: cc.Canvas, journal: audit.Journal | None,
              warn: Callable[[str], None]) -> list[tuple[int, dict]]:
         """One row per enrollment to put back; intents with no answer settled first."""
-        made = self.made + settle(canvas, journal, self.open)
+        settled, unsettled = settle(canvas, journal, self.open)
+        made = self.made + settled
         for entry in made:  # the names the job's lines showed, for the undo's lines
             if entry.get("user_name"):
                 canvas.people.setdefault(entry["sis_user_id"], entry["user_name"])
         if not made:
             warn(f"{self.prog}: {'run' if self.one_run else 'job'} {self.target} in "
                  f"{self.path} made no changes; nothing to undo")
-        return [(n, values) for n, values in enumerate(audit.undo_values(made), start=1)]
+        rows = [*audit.undo_values(made), *unsettled]  # an unsettled one fails its row, naming why
+        return [(n, values) for n, values in enumerate(rows, start=1)]
 
     def log_fields(self) -> dict:
         return {"target": self.target}
 
     def request(self, values: dict, options: Options, line: int = 0) -> UndoRequest:
+        if values.get("unsettled"):
+            raise ValueError(values["unsettled"])
         if values.get("first_action") not in UNDO:
             raise ValueError(f"cannot undo {values.get('first_action')!r}")
         return UndoRequest(values["course_id"], values["sis_user_id"], line,

@@ -134,3 +134,100 @@ def test_zeros_after_the_last_record_are_moved_aside(canvas, tmp_path):
     assert "moved to" in undo.stderr
     assert set(states(canvas, course)) == {"active"}
     assert log.read_bytes().startswith(whole)
+
+
+def without_results(log, keep):
+    """The log as a kill -9 leaves it while writes were in flight: the last intents have no
+    result (their writes reached Canvas all the same); keep: how many results to keep."""
+    lines = log.read_text().splitlines()
+    results = [n for n, line in enumerate(lines) if json.loads(line)["event"] == "result"]
+    drop = set(results[keep:])
+    log.write_text("".join(line + "\n" for n, line in enumerate(lines)
+                           if n not in drop and json.loads(line)["event"] != "end"))
+    return len(drop)
+
+
+def test_open_intents_are_settled_by_id_after_an_sis_id_change_and_a_moved_section(canvas, tmp_path):
+    store = canvas.store
+    home, merged = store.add_course("Home", "HOME"), store.add_course("Merged", "MERGED")
+    section = store.add_section(home, "HOME-01", "Home section 01")
+    store.crosslist(section, merged)
+    users = [store.add_user(f"M{i:03d}") for i in range(20)]
+    for user in users:
+        store.enroll(user, merged, section=section)
+    csv = write_csv(tmp_path / "off.csv", "course_id,sis_user_id,state",
+                    [(merged.id, u.sis_user_id, "inactive") for u in users])
+    config = write_config(tmp_path / "c.json", canvas.url)
+    log = tmp_path / "audit.jsonl"
+    assert run_script("set_user_state.py", "--csv", csv, "--config", config, "--log", log).code == 0
+    assert without_results(log, keep=12) == 8
+    for user in users[::2]:
+        store.change_sis_id(user, user.sis_user_id + "-B")
+    store.uncrosslist(section)
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 0 and "reactivated 20," in undo.err, undo.err
+    assert {e.workflow_state for e in store.enrollments.values()} == {"active"}
+
+
+def test_an_open_creation_whose_user_has_another_sis_id_now_fails_its_row_and_stays_open(canvas, tmp_path):
+    store = canvas.store
+    course = store.add_course("Physics 2", "PHYS2")
+    users = [store.add_user(f"C{i}") for i in range(3)]
+    csv = write_csv(tmp_path / "in.csv", "course_id,sis_user_id,role",
+                    [(course.id, u.sis_user_id, "student") for u in users])
+    config = write_config(tmp_path / "c.json", canvas.url)
+    log = tmp_path / "audit.jsonl"
+    assert run_script("enroll_user.py", "--csv", csv, "--config", config, "--log", log).code == 0
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    seq = next(r["seq"] for r in records if r["event"] == "intent" and r["sis_user_id"] == "C2")
+    log.write_text("".join(json.dumps(r) + "\n" for r in records  # C2's answer lost (kill -9)
+                           if not (r["event"] == "result" and r["seq"] == seq) and r["event"] != "end"))
+    store.change_sis_id(users[2], "C2-B")
+    undo = run_script("enroll_user.py", "--undo", log, "--config", config)
+    assert undo.code == 1 and "deleted 2," in undo.err and "failed 1" in undo.err, undo.err
+    assert "cannot tell whether the job's created write was made" in undo.err and "'C2'" in undo.err
+    assert store.states_of("C2-B") == ["active"]  # not guessed: left, and said
+    assert not [line for line in log.read_text().splitlines()
+                if json.loads(line)["event"] == "result" and json.loads(line).get("settled")]  # still open
+
+
+def test_a_garbled_start_record_never_makes_undo_take_an_older_job(canvas, tmp_path):
+    _course, args, log, config = setup_batch(canvas, tmp_path, n=4)
+    assert run_script("set_user_state.py", *args).code == 0
+    csv2 = write_csv(tmp_path / "on.csv", "course_id,sis_user_id,state",
+                     [("sis_course_id:BIG", "B0001", "active")])
+    assert run_script("set_user_state.py", "--csv", csv2, "--config", config, "--log", log).code == 0
+    lines = log.read_text().splitlines()
+    last_start = max(n for n, line in enumerate(lines, start=1) if json.loads(line)["event"] == "start")
+    garble(log, last_start)
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 2 and "start record of the last job" in undo.err and "--run " in undo.err, undo.err
+    listing = run_script("set_user_state.py", "--jobs", log)
+    assert listing.code == 0 and "(its start record is damaged)" in listing.out.splitlines()[-1]
+    job = listing.out.splitlines()[-1].split()[0]
+    undo = run_script("set_user_state.py", "--undo", log, "--run", job, "--config", config)
+    assert undo.code == 0 and canvas.store.states_of("B0001") == ["inactive"], undo.err
+
+
+def test_a_log_an_editor_saved_with_a_byte_order_mark_is_still_read(canvas, tmp_path):
+    course, args, log, config = setup_batch(canvas, tmp_path, n=5)
+    assert run_script("set_user_state.py", *args).code == 0
+    log.write_bytes(b"\xef\xbb\xbf" + log.read_bytes())
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 0 and set(states(canvas, course)) == {"active"}, undo.err
+
+
+def test_brackets_nested_past_the_stack_are_a_damaged_line_and_a_bad_config(canvas, tmp_path):
+    course, args, log, config = setup_batch(canvas, tmp_path, n=5)
+    assert run_script("set_user_state.py", *args).code == 0
+    with open(log, "a") as f:
+        f.write("[" * 100000 + "\n")
+    listing = run_script("set_user_state.py", "--jobs", log)
+    assert listing.code == 0 and "Traceback" not in listing.err and len(listing.out.splitlines()) == 1
+    undo = run_script("set_user_state.py", "--undo", log, "--config", config)
+    assert undo.code == 0 and set(states(canvas, course)) == {"active"}, undo.err
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 60000)  # under the size bound, past Python's stack
+    deep.chmod(0o600)
+    r = run_script("set_user_state.py", "1", "S1", "inactive", "--config", deep)
+    assert r.code == 2 and "nested too deep" in r.err and "Traceback" not in r.err, r.err

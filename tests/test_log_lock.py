@@ -109,3 +109,29 @@ def test_one_user_with_the_log_of_a_running_batch_is_refused(canvas, tmp_path):
     batch.communicate(timeout=120)
     assert one.code == 4 and f"pid {batch.pid}" in one.err and requests_with(canvas, OTHER) == []
     assert TOKEN not in one.err
+
+
+def test_a_log_that_is_where_stdout_goes_is_refused(canvas, tmp_path):
+    course = canvas.store.add_course("Physics 2", "PHYS2")
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    config = write_config(tmp_path / "c.json", canvas.url)
+    out = tmp_path / "out.txt"
+    with open(out, "w") as stdout:
+        proc = subprocess.run([sys.executable, str(ROOT / "set_user_state.py"), str(course.id), "S1", "inactive",
+                               "--config", str(config), "--log", "/dev/stdout"], stdout=stdout,
+                              stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 2 and "this command's output goes to" in proc.stderr, proc.stderr
+    assert canvas.writes() == [] and out.read_text() == ""
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_left_alone(canvas, tmp_path):
+    course = canvas.store.add_course("Physics 2", "PHYS2")
+    canvas.store.enroll(canvas.store.add_user("S1"), course)
+    config = write_config(tmp_path / "c.json", canvas.url)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    log = tmp_path / "audit.jsonl"
+    (tmp_path / "audit.jsonl.lock").symlink_to(victim)
+    r = run_script("set_user_state.py", course.id, "S1", "inactive", "--config", config, "--log", log)
+    assert r.code == 2 and "is a symbolic link" in r.err and canvas.writes() == [], r.err
+    assert victim.read_text() == "precious\n"
