@@ -514,8 +514,9 @@ def export_problem(path: str) -> str | None:
     if path == "-":
         return "--export takes a file name, not '-': the plan's text is what stdout shows"
     if os.path.lexists(path):
-        if os.path.isdir(path):
-            return f"--export {path}: that is a directory; give a file name"
+        kind = files.file_kind(os.stat(path).st_mode) if os.path.exists(path) else None
+        if kind:
+            return f"--export {path}: that is {kind}, not a file; give the name of a new file"
         return f"--export {path}: the file exists; choose another name (or delete it) so no edits are lost"
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):

@@ -289,7 +289,10 @@ class Run:
             self.drain(0, again)
         finally:
             for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+                # after the second: the stop line says what is known; the writes in flight end
+                # within --timeout as the process exits, and a third signal must not break
+                # that exit with a traceback (kill -9 still ends it at once)
+                signal.signal(sig, signal.SIG_IGN if again.is_set() else handler)
         if again.is_set():
             self.gave_up = True
             for future in [f for f in self.pending if f.done()]:  # answered while the signal came

@@ -270,7 +270,7 @@ def job_line(job: dict, ids: set[str]) -> str:
     count = changes(job["changes"]) + (f", {job['unknown']} unknown" if job["unknown"] else "")
     notes = [f"undo of {'job' if job['undo_of'] in ids else 'run'} {job['undo_of']}"] if job["undo_of"] else []
     notes += [f"undone by job {undo}" for undo in job["undone_by"]]
-    if job["status"] != "finished":
+    if job["status"] != "finished" and not job["undone_by"]:
         notes.append(f"{job['status'] or 'cut short'}: the same command finishes it")
     return f"{job['job']}  {job['time']}  {count}  {job['command']}" + (f"  ({'; '.join(notes)})" if notes else "")
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+import enroll_user
 from conftest import ROOT, clean_environ, write_config, write_csv
 
 EXIT_USAGE, EXIT_DISK = 2, 74
@@ -162,3 +163,12 @@ def test_export_on_a_full_disk_leaves_no_file(canvas, tmp_path):
     proc = shell(script("enroll_user.py", *args))
     assert proc.returncode == 0 and len(plan.read_text(encoding="utf-8-sig").splitlines()) == 201
     assert oct(plan.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("target", ["/dev/full", "fifo", "folder"])
+def test_export_to_something_that_is_not_a_file_says_what_it_is(canvas, run, tmp_path, target):
+    path = {"fifo": tmp_path / "plan.fifo", "folder": tmp_path}.get(target, target)
+    if target == "fifo":
+        os.mkfifo(path)
+    r = run(enroll_user, "sis_course_id:NEW", "--from", "sis_course_id:OLD", "--dry-run", "--export", path)
+    assert r.code == 2 and "not a file" in r.err and "exists" not in r.err and not canvas.requests, r.err
