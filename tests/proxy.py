@@ -14,7 +14,26 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 
-class ConnectProxy:
+class LocalServer:
+    """A server of these tests on 127.0.0.1 (self.server, set by the subclass), served from a
+    daemon thread."""
+
+    server: socketserver.TCPServer
+
+    def start(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+class ConnectProxy(LocalServer):
     def __init__(self):
         self.heads: list[str] = []  # the first line of every request
         self.seen = bytearray()  # everything clients sent, tunnelled bytes included
@@ -27,18 +46,6 @@ class ConnectProxy:
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-
-    def start(self) -> ConnectProxy:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def record(self, data: bytes):
         with self.lock:
@@ -82,7 +89,7 @@ class ConnectProxy:
             upstream.close()
 
 
-class FrontProxy:
+class FrontProxy(LocalServer):
     """A proxy in front of a Canvas, as a TLS-inspecting gateway stands in an admin's network:
     the client takes it for Canvas (its URL is the config's host) and it passes requests on.
 
@@ -120,18 +127,6 @@ class FrontProxy:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-
-    def start(self) -> FrontProxy:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def handle(self, handler: BaseHTTPRequestHandler, method: str):
         length = int(handler.headers.get("Content-Length") or 0)
