@@ -5,8 +5,9 @@
 Runs each case once as a subprocess against a stand-in Canvas and counts the
 requests it received (lookups and writes). The budget is the project's
 promise: two lookups and one write for the common single change, plus the
-course and its sections once per run, which name them in the lines; a custom
-role adds the account's roles, once per run.
+course and its sections once per run, which name them in the lines; a new
+enrollment adds one read of the new rows per 100 (a POST's answer has no user
+to name); a custom role adds the account's roles, once per run.
 """
 
 import argparse
@@ -52,11 +53,11 @@ def cases(canvas, batch: int, tmp: str):
     store.enroll(store.add_user("U1"), course, role=auditor)
     yield "deactivate an active user", (4, 1), run(canvas, "set_user_state.py", c, "A1", "inactive", cwd=tmp)
     yield "reactivate an inactive user", (4, 1), run(canvas, "set_user_state.py", c, "I1", "active", cwd=tmp)
-    yield "enroll a new user", (4, 1), run(canvas, "enroll_user.py", c, "N1", "student", cwd=tmp)
+    yield "enroll a new user", (5, 1), run(canvas, "enroll_user.py", c, "N1", "student", cwd=tmp)
     yield "enroll someone already active", (4, 0), run(canvas, "enroll_user.py", c, "A1", "student", cwd=tmp)
     # the sections, asked anyway, say whether the row is in the default section
     yield "reopen a concluded enrollment", (4, 1), run(canvas, "enroll_user.py", c, "R1", "student", cwd=tmp)
-    yield "enroll with a custom role", (5, 1), run(canvas, "enroll_user.py", c, "N2", "auditor", cwd=tmp)
+    yield "enroll with a custom role", (6, 1), run(canvas, "enroll_user.py", c, "N2", "auditor", cwd=tmp)
     yield "deactivate, custom --role", (5, 1), run(canvas, "set_user_state.py", c, "U1", "inactive",
                                                    "--role", "Auditor", cwd=tmp)
     ids = [f"B{n:04d}" for n in range(batch)]
@@ -65,9 +66,10 @@ def cases(canvas, batch: int, tmp: str):
     csv = Path(tmp, "enroll.csv")
     csv.write_text("course_id,sis_user_id,role\n" + "".join(f"{c},{s},Auditor\n" for s in ids))
     # per lookup chunk (at most 100 SIS IDs, ~1500 characters of query): active rows, then
-    # inactive and ended rows together; the course, its sections and its account's roles once
+    # inactive and ended rows together; the course, its sections and its account's roles once;
+    # after the writes, one read of the new rows per chunk, for the names
     chunks = len(list(cc._lookup_queries(ids, ("active",))))
-    budget = (2 * chunks + 3, batch)
+    budget = (3 * chunks + 3, batch)
     yield f"--csv: {batch} new users, custom role", budget, run(
         canvas, "enroll_user.py", "--csv", csv, "--log", Path(tmp, "audit.jsonl"), cwd=tmp)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -250,6 +251,7 @@ class Run:
         self.pool = pool = ThreadPoolExecutor(max(1, self.options.workers))
         self.pending: dict[Future, int] = {}  # a write's future -> its line
         self.held: list[tuple[int, Change]] = []
+        self.unnamed: list[tuple[int, Change]] = []  # new enrollments whose person is named after the block
         self.gave_up = False  # a second Ctrl-C or SIGTERM: writes in flight were not waited for
         try:
             try:
@@ -301,6 +303,7 @@ class Run:
                     self.failed(*future.result())
             with self.lock:
                 self.unknown.update(self.pending.values())
+        self.name_new(ask=False)  # the stop line counts them; no more requests
 
     def run_block(self, block: list[Row]) -> None:
         self.drain(0)
@@ -464,19 +467,38 @@ class Run:
             self.guard.halt(str(exc))
 
     def drain(self, limit: int, give_up: threading.Event | None = None) -> None:
-        """Report finished writes until at most limit are pending (or give_up is set)."""
+        """Report finished writes until at most limit are pending (or give_up is set); with
+        none pending, the new enrollments of the block are named and reported."""
         while len(self.pending) > limit and not (give_up and give_up.is_set()):
             finished, _ = wait(self.pending, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
                 del self.pending[future]
                 if not future.cancelled() and future.result()[1] is not None:
                     self.failed(*future.result())
+        if not self.pending and self.unnamed:
+            self.name_new(ask=not (give_up or (self.guard and self.guard.reason)))
+
+    def name_new(self, ask: bool) -> None:
+        """Report the block's new enrollments with their person's name: Canvas's answer to a POST
+        has no user, so the course's enrollments of those SIS IDs are read once, in bulk (one
+        request per 100), never one per row. ask False (the run is stopping): the SIS IDs alone."""
+        unnamed, self.unnamed = self.unnamed, []
+        for course in dict.fromkeys(change.course_id for _, change in unnamed) if ask else ():
+            ids = list(dict.fromkeys(c.sis_user_id for _, c in unnamed if c.course_id == course))
+            with contextlib.suppress(cc.CanvasError):  # names are beside the ids, never in place of them
+                self.canvas.enrollments(course, ids, [(*cc.ACTIVE_STATES, *cc.INACTIVE_STATES)], self.paced_map)
+        for line, change in unnamed:
+            self.report.add(line, change)
 
     def failed(self, line: int, change: Change, exc: cc.CanvasError | None):
         """Report a row; one that failed because Canvas was unavailable waits: if the run
-        stops, it is a row not done, not a failed one."""
+        stops, it is a row not done, not a failed one. A new enrollment whose person no
+        answer named waits for the end of its block (name_new)."""
         if exc is not None and self.guard and unavailable(exc):
             self.held.append((line, change))
+        elif change.action in ("created", "reopened") and not change.dry_run and not change.user_name \
+                and change.sis_user_id not in self.canvas.people:
+            self.unnamed.append((line, change))
         else:
             self.report.add(line, change)
 

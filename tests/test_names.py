@@ -29,8 +29,9 @@ def test_a_single_enrollment_names_person_course_and_section(canvas, course, run
     r = run(enroll_user, course.id, "S1", "student", "--section", "Lab B", "--json")
     [obj] = r.json()
     assert r.code == 0 and obj["section_id"] == lab.id and obj["section_name"] == "Lab B"
-    # a new enrollment's answer carries no user object: the SIS ID alone, no extra request
-    assert "user_name" not in obj and obj["sis_user_id"] == "S1"
+    # a new enrollment's answer carries no user object: one read of the new rows names them
+    assert obj["user_name"] == "Ada Lovelace" and obj["sis_user_id"] == "S1"
+    assert r.out.count("Ada Lovelace") == 1
 
 
 def test_a_single_deactivation_names_the_person_and_the_section(canvas, course, run, tmp_path):

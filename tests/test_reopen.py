@@ -61,8 +61,10 @@ def test_batch_looks_up_ended_rows_with_the_inactive_ones_and_undo_puts_each_bac
     log = tmp_path / "audit.jsonl"
     r = run(enroll_user, "--csv", csv, "--log", log)
     assert r.code == 0 and "created 5, reopened 10, unchanged 1 (1 not listed: -v lists them), failed 0" in r.err
-    # one lookup of the 16 for the active states, one for inactive and ended: no more
-    assert len(canvas.calls("GET", "enrollments$")) == 2 and len(ended_lookups(canvas)) == 1
+    # one lookup of the 16 for the active states, one for inactive and ended; after the writes,
+    # one read of the 5 new enrollments, whose POST answers carry no user, to name them
+    assert len(canvas.calls("GET", "enrollments$")) == 3 and len(ended_lookups(canvas)) == 1
+    assert all(f"User N{n} (N{n})" in r.out for n in range(5))
     assert all(e.workflow_state == "active" for e in done + gone)
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
