@@ -344,6 +344,22 @@ def job_writes(entries: list[dict], job: str | None, run: str | None = None) -> 
     return made, list(intents.values())
 
 
+def changed_jobs(entries: list[dict]) -> set[str]:
+    """The jobs that made a write, or may have (an intent with no answer), in one pass."""
+    open_intents: dict[tuple, str] = {}
+    changed = set()
+    for e in entries:
+        if e.get("event") == "write":
+            changed.add(e["job"])
+        elif e.get("event") == "intent":
+            open_intents[(e["run"], e["seq"])] = e["job"]
+        elif e.get("event") == "result":
+            job = open_intents.pop((e.get("of_run") or e["run"], e["seq"]), None)
+            if job and e.get("action") in WRITES:
+                changed.add(job)
+    return changed | set(open_intents.values())
+
+
 def pick_job(entries: list[dict], path: str, wanted: str | None, listing: str = "") -> tuple[str, str | None]:
     """(job, run or None): the last job, or the job or run named with --run.
 
@@ -352,7 +368,11 @@ def pick_job(entries: list[dict], path: str, wanted: str | None, listing: str = 
     if not starts:
         raise cc.ConfigError(f"{path} records no job that changed anything; nothing to undo")
     if wanted is None:
-        last = starts[-1]
+        # jobs that changed nothing (a mistyped SIS ID, a dry run of a batch) are passed over:
+        # the last job that changed something is what an admin means by "undo"
+        touched = changed_jobs(entries)
+        changed = [e for e in starts if e.get("damaged") or e.get("operation") == "undo" or e["job"] in touched]
+        last = (changed or starts)[-1]
         if last.get("damaged"):  # what it was (an undo?) is unknown: put back only when named
             raise cc.ConfigError(f"the start record of the last job in {path} ({last['job']}) is damaged, so "
                                  f"what it did cannot be named; to undo it give --run {last['job']}"

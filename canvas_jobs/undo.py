@@ -63,8 +63,7 @@ class Undo(Operation[UndoRequest]):
         self.target = target = self.one_run or job
         self.made, self.open = audit.job_writes(entries, job, self.one_run)
         if options.run_id is None and not (self.made or self.open):
-            raise cc.CanvasError(f"the last job in {options.undo} ({job}) made no changes; to undo "
-                                 f"another, {listing}, then give --run ID")
+            raise cc.ConfigError(f"no job in {options.undo} changed anything; nothing to undo ({listing})")
         undid = audit.undo_target(entries, job)
         if options.run_id is None and undid:
             # undoing an undo is a redo: done only when asked for by its id
