@@ -482,7 +482,10 @@ def state_values(canvas: cc.Canvas, options: RoundOptions, people: dict, in_new:
                                                                 f"{row.get('enrollment_state')}: {why}"))
                 continue
             section = options.section or ("" if len(ordinary) == 1 else str(row.get("course_section_id")))
-            values.append({"sis_user_id": sis, "state": state, "role": role, "section": section})
+            # as_is: already so; run, and counted unchanged, but kept out of --export's plan, whose
+            # rows are run later by --csv: a decision made in between must not be overwritten
+            values.append({"sis_user_id": sis, "state": state, "role": role, "section": section,
+                           "as_is": group == state})
     if kept["later"]:
         notes.append(named(f"left as they are: {len(kept['later'])} enrollments in course {options.new} someone "
                            "changed after the round was carried (a later decision; set_user_state COURSE SIS_ID "
@@ -527,12 +530,14 @@ def export_problem(path: str) -> str | None:
 
 
 def export(path: str, columns, rows) -> None:
-    """Write rows as a CSV that --csv reads back (UTF-8 with a byte-order mark, for Excel);
-    a new file, mode 600, as it names people; written whole or not at all (canvas_files.write_new).
+    """Write rows as a CSV that --csv reads back (UTF-8 with a byte-order mark, for Excel), but
+    not those already as they ask (as_is); a new file, mode 600, as it names people; written
+    whole or not at all (canvas_files.write_new).
     ConfigError if it cannot be written, DiskError if the disk is full."""
     def fill(out: IO[str]) -> None:
         writer = csv.writer(out)
         writer.writerow(columns)
         for _, values in rows:
-            writer.writerow([values.get(column, "") for column in columns])
+            if not values.get("as_is"):  # a state already so is no change to plan
+                writer.writerow([values.get(column, "") for column in columns])
     files.write_new(path, fill, encoding="utf-8-sig")

@@ -208,10 +208,17 @@ def test_set_state_export_runs_with_csv(canvas, run, tmp_path):
     with open(plan, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["course_id", "sis_user_id", "state", "role", "section", "name"]
-    assert rows[0] == {"course_id": NEW, "sis_user_id": "S0000", "state": "active", "role": "student",
-                       "section": "", "name": "Student 0000"}
+    # only what changes: those already as in the old round are left out of the plan, so a
+    # decision made between the export and the --csv run is never overwritten
+    assert rows[0] == {"course_id": NEW, "sis_user_id": "S0003", "state": "inactive", "role": "student",
+                       "section": "", "name": "Student 0003"}
+    assert {row["state"] for row in rows} == {"inactive"}
+    hand = next(e for e in in_course(canvas, rnd.new).values() if e.workflow_state == "active")
+    canvas.store.set_state(hand, "inactive")  # someone deactivates a student by hand meanwhile
     r = run(set_user_state, "--csv", plan)
     assert r.code == 0, r.err
+    assert hand.workflow_state == "inactive"
+    canvas.store.set_state(hand, "active")
     assert_states_carried(canvas, rnd)
 
 

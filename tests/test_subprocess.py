@@ -14,7 +14,7 @@ def test_enroll_deactivate_reactivate_as_processes(canvas, course):
     canvas.store.add_user("S1")
     env = env_for(canvas)
     r = run_script("enroll_user.py", "sis_course_id:PHYS2", "S1", "student", env=env)
-    assert (r.code, r.err) == (0, "") and "enrolled S1" in r.out
+    assert (r.code, r.err) == (0, "") and "enrolled User S1 (S1)" in r.out
     r = run_script("set_user_state.py", course.id, "S1", "inactive", env=env)
     assert (r.code, r.err) == (0, "") and "active -> inactive" in r.out
     r = run_script("set_user_state.py", course.id, "S1", "active", env=env)
