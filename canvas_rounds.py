@@ -157,6 +157,8 @@ def read_round(canvas: cc.Canvas, options: RoundOptions, operation: str) -> Roun
         values, counts = enroll_values(canvas, options, people, in_new, notes)
     else:
         values, counts = state_values(canvas, options, people, in_new, notes)
+    # the rows --export writes first, so that each one's line is its line in the file
+    values.sort(key=lambda v: bool(v.get("as_is")))
     rows = [(line, {"course_id": options.new, **v, "name": names.get(v["sis_user_id"], "")})
             for line, v in enumerate(values, start=2)]
     roles = ", ".join(dict.fromkeys(SHORT_ROLES.get(r.label, r.label) for r in wanted))
