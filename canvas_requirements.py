@@ -18,6 +18,6 @@ def missing_requests(script: str, module_name: str) -> NoReturn:
     if module_name != "__main__":
         raise ImportError("No module named 'requests'") from None
     print(f"{script}: error: this Python ({sys.executable}) does not have the requests library "
-          "the script needs; install it with: python -m pip install requests "
+          f"the script needs; install it with: {sys.executable} -m pip install requests "
           "(or as the README's install section says)", file=sys.stderr)
     raise SystemExit(2)

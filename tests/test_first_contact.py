@@ -27,7 +27,7 @@ def test_a_python_without_requests_gets_one_line_and_exit_2(bare_python, script)
                           env=clean_environ(), timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
-    assert proc.stderr.startswith(f"{script}: error: ") and "python -m pip install requests" in proc.stderr
+    assert proc.stderr.startswith(f"{script}: error: ") and "-m pip install requests" in proc.stderr
 
 
 def run_as(args, cwd, env=None):

@@ -105,8 +105,8 @@ def test_long_csv_streams_in_flat_memory(canvas, tmp_path):
          "code = enroll_user.main(sys.argv[1:])\n"
          "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
          "raise SystemExit(code)",
-         "--csv", str(path), "--config", config],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+         "--csv", str(path), "--config", config, "--log", str(tmp_path / "audit.jsonl")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)  # cwd: import enroll_user; the log stays out
     assert proc.returncode == 1
     peak_kib = int(proc.stderr.splitlines()[-1])
     assert "failed 200000" in proc.stderr and "and 199950 more" in proc.stderr
