@@ -82,13 +82,28 @@ def ended_hint(row: dict) -> str:
             "end date in Canvas")
 
 
+MAX_SECTIONS_LISTED = 30  # sections named in a refusal; the rest are counted
+
+
+def section_listing(sections: list[dict]) -> str:
+    """'"Lab A" (id 3), "Lab B" (id 4)', the first MAX_SECTIONS_LISTED of them."""
+    shown = ", ".join(f'"{s.get("name")}" (id {s.get("id")})' for s in sections[:MAX_SECTIONS_LISTED])
+    more = f" and {len(sections) - MAX_SECTIONS_LISTED} more" if len(sections) > MAX_SECTIONS_LISTED else ""
+    return shown + more
+
+
 def section_elsewhere(canvas: cc.Canvas, course: str, section: str) -> cc.CanvasNotFound:
     """Why a section is not in a course: cross-listed into another one (named), or unknown.
 
     One GET /api/v1/sections/:id, asked only after the course's own section lookup failed."""
     found = canvas.any_section(section)
     if not found or found.get("course_id") is None:
-        return cc.CanvasNotFound(f"section {section} not found in course {course}")
+        try:  # asked once a run already, for the names in the lines
+            listed = section_listing(canvas.sections(course))
+        except cc.CanvasError:
+            listed = ""
+        return cc.CanvasNotFound(f"section {section} not found in course {course}"
+                                 + (f"; its sections: {listed}" if listed else ""))
     now_in = found.get("course_id")
     if found.get("nonxlist_course_id") is not None:
         return cc.CanvasNotFound(

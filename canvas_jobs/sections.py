@@ -8,9 +8,8 @@ import dataclasses
 from typing import Any
 
 import canvas_common as cc
+import canvas_hints
 import canvas_ids
-
-MAX_LISTED = 30  # sections named in a refusal; the rest are counted
 
 
 def resolve(canvas: cc.Canvas, course: str, section: str) -> str:
@@ -31,16 +30,9 @@ def resolve(canvas: cc.Canvas, course: str, section: str) -> str:
             return str(found[0]["id"])
         if len(found) > 1:
             raise cc.CanvasNotFound(f"course {course} has {len(found)} sections named {name!r}: "
-                                    f"{listing(found)}; give the id of the one you mean")
+                                    f"{canvas_hints.section_listing(found)}; give the id of the one you mean")
     raise cc.CanvasNotFound(f"no section named {name!r} in course {course}; its sections: "
-                            f"{listing(sections) or 'none'} (give the name as shown, or the id)")
-
-
-def listing(sections: list[dict]) -> str:
-    """'"Lab A" (id 3), "Lab B" (id 4)', the first MAX_LISTED of them."""
-    shown = ", ".join(f'"{s.get("name")}" (id {s.get("id")})' for s in sections[:MAX_LISTED])
-    more = f" and {len(sections) - MAX_LISTED} more" if len(sections) > MAX_LISTED else ""
-    return shown + more
+                            f"{canvas_hints.section_listing(sections) or 'none'} (give the name as shown, or the id)")
 
 
 def resolve_requests(canvas: cc.Canvas, course: str, requests: list[Any]) -> tuple[list[Any], list]:

@@ -91,6 +91,7 @@ def test_unknown_section_is_named(canvas, course, run):
     canvas.store.add_user("S1")
     r = run(enroll_user, course.id, "S1", "student", "--section", "sis_section_id:NOPE")
     assert r.code == 1 and "section sis_section_id:NOPE not found" in r.err
+    assert f'its sections: "Physics 2" (id {course.default_section_id})' in r.err, r.err
 
 
 def test_concluded_course_shows_canvas_message(canvas, course, run):
