@@ -258,6 +258,7 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
         return posted(change, create(canvas, change))
     if change.restore_limit is not None:
         restore_limit(canvas, change)
+        change = dataclasses.replace(change, limited=change.restore_limit)
     calls = {"deactivated": canvas.deactivate, "reactivated": canvas.reactivate,
              "deleted": canvas.delete, "concluded": canvas.conclude}
     assert change.enrollment_id is not None  # planned from an enrollment: only a creation has none
@@ -270,7 +271,7 @@ def apply(canvas: cc.Canvas, change: Change) -> Change:
 
 
 def restore_limit(canvas: cc.Canvas, change: Change) -> None:
-    """Put back the section limit a reopening changed, before the row is concluded again:
+    """Put back the section limit a reopening changed, before the row is concluded or deleted again:
     the same POST (role, section, its state now) with the old limit, which Canvas applies to
     the row it finds, changing nothing else of an active row (Course#enroll_user, app/models/course.rb)."""
     assert change.role is not None and change.before is not None
@@ -393,6 +394,9 @@ def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]
                 why = "" if seen or change.enrollment_id is not None or canvas.user_exists(
                     canvas_ids.sis_ref("sis_user_id", intent["sis_user_id"])) else \
                     f"Canvas has no user with SIS ID {intent['sis_user_id']!r} now (changed since?)"
+                if not seen and not why and change.section:  # its section may have moved course since
+                    seen = observed(change, rows_where_section_is(canvas, course, change.section,
+                                                                  intent["sis_user_id"]))
             if why:
                 unsettled.append({**intent, "unsettled": f"cannot tell whether the job's {change.action} write "
                                                          f"was made: {why}; it stays open in the log"})
@@ -404,6 +408,20 @@ def settle(canvas: cc.Canvas, journal: audit.Journal | None, intents: list[dict]
                 made.append({**intent, "enrollment_id": seen.enrollment_id,
                              "section_id": seen.section_id, "after": seen.after})
     return made, unsettled
+
+
+def rows_where_section_is(canvas: cc.Canvas, course: str, section: str, sis_id: str) -> list[dict]:
+    """The user's rows in the course a section is in now, when that is not course (it was
+    cross-listed or de-cross-listed since: Canvas moves its enrollments with it); [] otherwise.
+    GET /api/v1/sections/:id once per section, and one lookup of the user there."""
+    found = canvas.any_section(section)
+    now = str(found.get("course_id")) if found and found.get("course_id") is not None else None
+    if now is None or now == course:
+        return []
+    try:
+        return cc.user_enrollments(canvas, now, sis_id)
+    except cc.CanvasError:
+        return []
 
 
 def observed_by_id(change: Change, row: dict | None) -> Change | None:

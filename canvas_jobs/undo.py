@@ -275,10 +275,12 @@ def job_line(job: dict, ids: set[str]) -> str:
 
 
 def limit_to_restore(request: UndoRequest, row: dict, action: str) -> bool | None:
-    """The section limit to put back before concluding a row the job reopened, when the reopening
-    changed it (Canvas sets a reused row's limit to what the POST sent: app/models/course.rb
-    Course#enroll_user); None when it is as it was, or the row goes back to deleted."""
+    """The section limit to put back before concluding or deleting again a row the job reopened,
+    when the reopening changed it (Canvas sets a reused row's limit to what the POST sent:
+    app/models/course.rb Course#enroll_user; a deleted row keeps it, and a later POST that
+    may reopen it sends it); None when it is as it was."""
     now = bool(row.get("limit_privileges_to_course_section"))
-    if request.first_action != "reopened" or action != "concluded" or request.limit_before in (None, now):
+    if request.first_action != "reopened" or action not in ("concluded", "deleted") \
+            or request.limit_before in (None, now):
         return None
     return request.limit_before

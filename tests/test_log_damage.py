@@ -231,3 +231,21 @@ def test_brackets_nested_past_the_stack_are_a_damaged_line_and_a_bad_config(canv
     deep.chmod(0o600)
     r = run_script("set_user_state.py", "1", "S1", "inactive", "--config", deep)
     assert r.code == 2 and "nested too deep" in r.err and "Traceback" not in r.err, r.err
+
+
+def test_open_creations_whose_section_moved_course_are_found_there_and_undone(canvas, tmp_path):
+    store = canvas.store
+    home, merged = store.add_course("Home", "HOME"), store.add_course("Merged", "MERGED")
+    section = store.add_section(home, "HOME-01", "Home section 01")
+    store.crosslist(section, merged)
+    users = [store.add_user(f"P{i:02d}") for i in range(10)]
+    csv = write_csv(tmp_path / "in.csv", "course_id,sis_user_id,role,section",
+                    [(merged.id, u.sis_user_id, "student", "sis_section_id:HOME-01") for u in users])
+    config = write_config(tmp_path / "c.json", canvas.url)
+    log = tmp_path / "audit.jsonl"
+    assert run_script("enroll_user.py", "--csv", csv, "--config", config, "--log", log).code == 0
+    assert without_results(log, keep=6) == 4  # four POSTs whose answers a kill -9 lost
+    store.uncrosslist(section)  # back to Home, the new enrollments with it
+    undo = run_script("enroll_user.py", "--undo", log, "--config", config)
+    assert undo.code == 0 and "deleted 10," in undo.err, undo.err
+    assert {e.workflow_state for e in store.enrollments.values()} == {"deleted"}

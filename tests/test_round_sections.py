@@ -306,3 +306,16 @@ def test_undo_puts_back_the_limit_of_a_row_reopened_in_the_default_section(canva
     r = run(enroll_user, "--undo", log)
     assert r.code == 0, r.err
     assert ta.workflow_state == "completed" and ta.limit is False
+
+
+def test_undo_puts_back_the_limit_of_a_deleted_row_it_deletes_again(canvas, run, tmp_path):
+    store = canvas.store
+    course = store.add_course("Physics 2", "PHYS2")
+    lab = store.add_section(course, "LAB", "Lab")
+    ta = store.enroll(store.add_user("T2"), course, type="TaEnrollment", state="deleted", section=lab)
+    log = tmp_path / "audit.jsonl"
+    r = run(enroll_user, course.id, "T2", "ta", "--section", "Lab", "--limit-to-section", "--log", log)
+    assert r.code == 0 and "reopened" in r.out and ta.limit is True, r.out + r.err
+    r = run(enroll_user, "--undo", log)
+    assert r.code == 0 and "limited to its section" not in r.out, r.out
+    assert ta.workflow_state == "deleted" and ta.limit is False
