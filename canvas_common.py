@@ -38,6 +38,7 @@ from canvas_errors import (  # noqa: F401 -- the exception family, as callers na
     CanvasThrottled,
     CanvasUnreachable,
     ConfigError,
+    redact,
 )
 from canvas_http import Config
 from canvas_ids import RUBY_SPACE, course_path, id_ref, row_sis_id, sis_ref
@@ -69,7 +70,9 @@ CONFIG_HELP = (
 
 
 def normalize_base_url(host: str) -> str:
-    """Turn 'canvas.x.edu' or 'http://127.0.0.1:8080/api/v1/' into scheme://host[:port]."""
+    """Turn 'canvas.x.edu' or 'http://127.0.0.1:8080/api/v1/' into scheme://host[:port].
+    ConfigError if it is not one; the message never shows a query, a fragment or a user
+    name and password (an access_token=... pasted with the address stays unsaid)."""
     host = host.strip()
     if "://" not in host:
         host = "https://" + host
@@ -77,21 +80,28 @@ def normalize_base_url(host: str) -> str:
         parts = urlsplit(host)
         parts.port  # noqa: B018 -- raises ValueError on a bad port
     except ValueError:
-        raise ConfigError(f"host {host!r} is not a valid host name or URL") from None
+        raise ConfigError(f"host {_shown(host)!r} is not a valid host name or URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"host {host!r} is not an http(s) URL or host name")
+        raise ConfigError(f"host {_shown(host)!r} is not an http(s) URL or host name")
     if not re.fullmatch(r"[\w.-]+|[0-9a-fA-F:.]+", parts.hostname):
-        raise ConfigError(f"host {host!r} is not a valid host name")
+        raise ConfigError(f"host {_shown(host)!r} is not a valid host name")
     path = parts.path.rstrip("/")
     if path not in ("", "/api/v1") or parts.query or parts.fragment or parts.username:
         raise ConfigError(
-            f"host {host!r} has a path, query or user name; give only the host name or "
+            f"host {_shown(host)!r} has a path, query or user name; give only the host name or "
             "base URL, e.g. canvas.example.edu or http://127.0.0.1:8080")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
             f"refusing plain http to {parts.hostname}: the token would cross the "
             "network unencrypted; use https")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _shown(host: str) -> str:
+    """A host as an error may show it: without user info, query or fragment."""
+    host = re.split(r"[?#]", host, maxsplit=1)[0]
+    scheme, sep, rest = host.rpartition("://")
+    return scheme + sep + rest.rpartition("@")[2] if "@" in rest else host
 
 
 def _is_loopback(hostname: str) -> bool:
@@ -188,7 +198,11 @@ def _make_config(host, token, source: str) -> Config:
         # never echo it: it may be a real token pasted with a stray character
         raise ConfigError(f"the access token in {source} has spaces or characters a Canvas "
                           "token cannot have; copy it again")
-    return Config(normalize_base_url(host), token.strip(), source)
+    try:
+        base_url = normalize_base_url(host)
+    except ConfigError as exc:  # a host pasted with the token in it
+        raise ConfigError(redact(str(exc), token.strip())) from None
+    return Config(base_url, token.strip(), source)
 
 
 def _reason(exc: OSError | UnicodeDecodeError) -> str:

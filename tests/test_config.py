@@ -121,3 +121,12 @@ def test_no_chmod_warning_where_posix_modes_mean_nothing(canvas, tmp_path, monke
     monkeypatch.setattr(cc.os, "name", "nt")  # Windows: modes mean nothing there
     cc.load_config(path)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("host", ["https://canvas.example.edu/?access_token={t}",
+                                  "https://admin:{t}@canvas.example.edu", "canvas.example.edu/#{t}"])
+def test_a_host_pasted_with_the_token_in_it_is_refused_without_showing_it(tmp_path, host):
+    token = "7~" + "q" * 60
+    config = write_config(tmp_path / "c.json", host.format(t=token), token=token)
+    r = run_script("set_user_state.py", "1", "S1", "inactive", "--config", config, "-v")
+    assert r.code == 2 and "canvas.example.edu" in r.err and token not in r.err + r.out, r.err
