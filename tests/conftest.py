@@ -53,6 +53,28 @@ def write_csv(path, header, rows):
     return str(path)
 
 
+def crosslisted(canvas, n, prefix="X"):
+    """A section of course Home cross-listed into course Merged, n students in it."""
+    store = canvas.store
+    home, merged = store.add_course("Home", "HOME"), store.add_course("Merged", "MERGED")
+    section = store.add_section(home, "HOME-01", "Home section 01")
+    store.crosslist(section, merged)
+    users = [store.add_user(f"{prefix}{i:04d}") for i in range(n)]
+    for user in users:
+        store.enroll(user, merged, section=section)
+    return home, merged, section, users
+
+
+def deactivation_batch(canvas, tmp_path, n, sis_course="BIG", prefix="B"):
+    """(course, csv): n active students of a new course and a file that sets them inactive."""
+    course = canvas.store.add_course(sis_course.title(), sis_course)
+    for i in range(n):
+        canvas.store.enroll(canvas.store.add_user(f"{prefix}{i:04d}"), course)
+    csv = write_csv(tmp_path / "big.csv", "course_id,sis_user_id,state",
+                    [(f"sis_course_id:{sis_course}", f"{prefix}{i:04d}", "inactive") for i in range(n)])
+    return course, csv
+
+
 def write_config(path, host, token=TOKEN, mode=0o600):
     path.write_text(json.dumps({"canvas": {"host": host, "access_token": token}}))
     path.chmod(mode)

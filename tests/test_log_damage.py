@@ -7,16 +7,12 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, run_script, write_config, write_csv
+from conftest import ROOT, crosslisted, deactivation_batch, run_script, write_config, write_csv
 
 
 def setup_batch(canvas, tmp_path, n=120):
     """n active students of course BIG, a file that sets them inactive, and its command line."""
-    course = canvas.store.add_course("Big", "BIG")
-    for i in range(n):
-        canvas.store.enroll(canvas.store.add_user(f"B{i:04d}"), course)
-    csv = write_csv(tmp_path / "big.csv", "course_id,sis_user_id,state",
-                    [("sis_course_id:BIG", f"B{i:04d}", "inactive") for i in range(n)])
+    course, csv = deactivation_batch(canvas, tmp_path, n)
     config = write_config(tmp_path / "c.json", canvas.url)
     log = tmp_path / "audit.jsonl"
     return course, ["--csv", csv, "--config", config, "--log", log], log, config
@@ -149,12 +145,7 @@ def without_results(log, keep):
 
 def test_open_intents_are_settled_by_id_after_an_sis_id_change_and_a_moved_section(canvas, tmp_path):
     store = canvas.store
-    home, merged = store.add_course("Home", "HOME"), store.add_course("Merged", "MERGED")
-    section = store.add_section(home, "HOME-01", "Home section 01")
-    store.crosslist(section, merged)
-    users = [store.add_user(f"M{i:03d}") for i in range(20)]
-    for user in users:
-        store.enroll(user, merged, section=section)
+    _home, merged, section, users = crosslisted(canvas, 20, prefix="M")
     csv = write_csv(tmp_path / "off.csv", "course_id,sis_user_id,state",
                     [(merged.id, u.sis_user_id, "inactive") for u in users])
     config = write_config(tmp_path / "c.json", canvas.url)
@@ -235,9 +226,7 @@ def test_brackets_nested_past_the_stack_are_a_damaged_line_and_a_bad_config(canv
 
 def test_open_creations_whose_section_moved_course_are_found_there_and_undone(canvas, tmp_path):
     store = canvas.store
-    home, merged = store.add_course("Home", "HOME"), store.add_course("Merged", "MERGED")
-    section = store.add_section(home, "HOME-01", "Home section 01")
-    store.crosslist(section, merged)
+    _home, merged, section, _ = crosslisted(canvas, 0)
     users = [store.add_user(f"P{i:02d}") for i in range(10)]
     csv = write_csv(tmp_path / "in.csv", "course_id,sis_user_id,role,section",
                     [(merged.id, u.sis_user_id, "student", "sis_section_id:HOME-01") for u in users])

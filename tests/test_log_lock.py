@@ -5,17 +5,13 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, TOKEN, run_script, write_config, write_csv
+from conftest import ROOT, TOKEN, deactivation_batch, run_script, write_config
 
 OTHER = "tok-OTHER-admin-5f2a"  # the refused run's token: its requests, if any, are its own
 
 
 def setup_batch(canvas, tmp_path, n=300):
-    course = canvas.store.add_course("Big", "BIG")
-    for i in range(n):
-        canvas.store.enroll(canvas.store.add_user(f"B{i:04d}"), course)
-    csv = write_csv(tmp_path / "big.csv", "course_id,sis_user_id,state",
-                    [("sis_course_id:BIG", f"B{i:04d}", "inactive") for i in range(n)])
+    course, csv = deactivation_batch(canvas, tmp_path, n)
     canvas.store.tokens[OTHER] = "admin"
     config = write_config(tmp_path / "c.json", canvas.url)
     other = write_config(tmp_path / "other.json", canvas.url, token=OTHER)

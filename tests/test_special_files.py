@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import enroll_user
-from conftest import ROOT, clean_environ, write_config, write_csv
+from conftest import ROOT, clean_environ, deactivation_batch, write_config, write_csv
 
 EXIT_USAGE, EXIT_DISK = 2, 74
 
@@ -107,11 +107,7 @@ def test_a_full_disk_refuses_the_log_before_any_request(canvas, batch, tmp_path)
 
 
 def test_a_disk_that_fills_during_a_batch_stops_it_before_a_write_without_its_record(canvas, tmp_path):
-    course = canvas.store.add_course("Big", "BIG")
-    for i in range(300):
-        canvas.store.enroll(canvas.store.add_user(f"B{i:04d}"), course)
-    csv = write_csv(tmp_path / "big.csv", "course_id,sis_user_id,state",
-                    [("sis_course_id:BIG", f"B{i:04d}", "inactive") for i in range(300)])
+    _course, csv = deactivation_batch(canvas, tmp_path, 300)
     config = write_config(tmp_path / "c.json", canvas.url)
     log = tmp_path / "audit.jsonl"
     args = ["--csv", csv, "--config", config, "--log", log, "--workers", "4"]

@@ -5,19 +5,7 @@ import re
 
 import enroll_user
 import set_user_state
-from conftest import TOKEN, audit_records, run_script, write_config, write_csv
-
-
-def crosslisted(canvas, n, prefix="X"):
-    """A section of course Home cross-listed into course Merged, n students in it."""
-    store = canvas.store
-    home, merged = store.add_course("Home", "HOME"), store.add_course("Merged", "MERGED")
-    section = store.add_section(home, "HOME-01", "Home section 01")
-    store.crosslist(section, merged)
-    users = [store.add_user(f"{prefix}{i:04d}") for i in range(n)]
-    for user in users:
-        store.enroll(user, merged, section=section)
-    return home, merged, section, users
+from conftest import TOKEN, audit_records, crosslisted, run_script, write_config, write_csv
 
 
 def gets(canvas):
