@@ -117,3 +117,17 @@ def section_matches(row: dict, section: str | None) -> bool:
     if section.startswith("sis_section_id:"):
         return row.get("sis_section_id") == section[len("sis_section_id:"):]
     return str(row.get("course_section_id")) == section
+
+
+def in_course(course: str, row: dict) -> bool:
+    """Whether an enrollment row is in the course given as an id or sis_course_id:X (hex: too)."""
+    if course.isdigit():
+        return str(row.get("course_id")) == course
+    column, _, value = course.partition(":")
+    if column == "hex":
+        column, _, hexed = value.partition(":")
+        try:
+            value = binascii.unhexlify(hexed).decode()
+        except (ValueError, UnicodeDecodeError):
+            return False
+    return column == "sis_course_id" and row.get("sis_course_id") == value

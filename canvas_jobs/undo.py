@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
 import json
 import math
@@ -212,7 +211,7 @@ def where_now(request: UndoRequest, row: dict, change: Change, by_id: bool) -> C
     paths name it) and its user's SIS ID now, the logged ones kept when they differ."""
     sis_now = canvas_ids.row_sis_id(row) if by_id else None  # a row found by SIS ID may show another login's
     renamed = sis_now is not None and sis_now != request.sis_id
-    moved = not in_course(request.course, row)
+    moved = not canvas_ids.in_course(request.course, row)
     if not (moved or renamed):
         return change
     return dataclasses.replace(
@@ -220,20 +219,6 @@ def where_now(request: UndoRequest, row: dict, change: Change, by_id: bool) -> C
         sis_user_id=sis_now if renamed and sis_now else change.sis_user_id,
         logged_sis_user_id=request.sis_id if renamed else None,
         logged_course_id=request.course if moved else None)
-
-
-def in_course(course: str, row: dict) -> bool:
-    """Whether an enrollment row is in the course given as an id or sis_course_id:X (hex: too)."""
-    if course.isdigit():
-        return str(row.get("course_id")) == course
-    column, _, value = course.partition(":")
-    if column == "hex":
-        column, _, hexed = value.partition(":")
-        try:
-            value = binascii.unhexlify(hexed).decode()
-        except (ValueError, UnicodeDecodeError):
-            return False
-    return column == "sis_course_id" and row.get("sis_course_id") == value
 
 
 def changes(count: int) -> str:
