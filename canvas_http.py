@@ -13,6 +13,7 @@ import http.cookiejar
 import random
 import re
 import sys
+import threading
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -39,6 +40,8 @@ MAX_PAGES = 200
 # pages of a course's whole roster (--from): 100,000 rows, twice the largest course we plan for;
 # a list that goes round is caught by its links and pages, not by this cap
 ROSTER_PAGES = 1000
+
+_VERBOSE_LOCK = threading.Lock()  # -v lines from several threads never run together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,8 +267,10 @@ class Client:
         if self.verbose:
             shown = requests.Request(method, url, params=params).prepare().url if params else url
             ms = (time.monotonic() - started) * 1000
-            print(redact(f"{method} {shown} -> {status} ({ms:.0f} ms)", self.config.token),
-                  file=sys.stderr)
+            line = redact(f"{method} {shown} -> {status} ({ms:.0f} ms)", self.config.token) + "\n"
+            with _VERBOSE_LOCK:  # one whole line at a time from the workers' threads
+                sys.stderr.write(line)
+                sys.stderr.flush()
 
     def get_all(self, path: str, params: dict, not_found: str, max_pages: int = MAX_PAGES,
                 key: str | None = None) -> list:
